@@ -1,0 +1,406 @@
+"""Route 53 weighted records as a :class:`~bluegreen.core.ports.WeightRouter`.
+
+What it guarantees, and why:
+- One ChangeResourceRecordSets per hosted zone per step, UPSERTing both record sets of every managed name,
+  so each weighted pair changes atomically (a half-applied pair could be an all-zero group, which Route 53
+  answers as an equal split). Batches split only where Route 53's limits force it (1,000 ResourceRecord
+  elements, 32,000 characters; an UPSERT counts twice), and never between the two sets of a pair.
+- Only Weight (and TTL when asked) changes: values, alias targets and health check ids are kept as read.
+- Setting and verifying are separate acts: ``verify`` waits for INSYNC (GetChange, bounded, with backoff)
+  and then reads the records back.
+- Throttling, PriorRequestNotComplete and 5xx are retried with jittered exponential backoff, bounded in
+  time, and every call is paced below the account's rate limit.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import structlog
+import tenacity
+
+from bluegreen.config import AwsConfig, RouteConfig
+from bluegreen.core.clock import Clock, SystemClock
+from bluegreen.core.weights import LiveState, RecordState, SideWeights
+from bluegreen.errors import PreflightError, RouterError, shorten
+
+log = structlog.get_logger("bluegreen.route53")
+
+MAX_RECORDS_PER_BATCH = 1000  # ResourceRecord elements; an UPSERT counts twice
+MAX_CHARS_PER_BATCH = 32000  # characters of record values; an UPSERT counts twice
+FULL_LISTING_THRESHOLD = 8  # above this many names in a zone, one paginated listing is cheaper
+RETRYABLE_CODES = {
+    "Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded",
+    "ServiceUnavailable", "InternalFailure", "InternalError", "RequestTimeout",
+}
+
+
+class RateLimiter:
+    """A token bucket shared by every call of a router: never exceed Route 53's per-account rate."""
+
+    def __init__(self, rate: float, clock: Clock, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.updated = clock.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self.clock.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            wait = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+            self.tokens -= 1
+        if wait > 0:
+            self.clock.sleep(wait)
+
+
+_OCTAL_ESCAPE = re.compile(r"\\(\d{3})")
+
+
+def decode_name(name: str) -> str:
+    """Route 53 returns names with a trailing dot and special characters as octal escapes (\\052 = *)."""
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), name).rstrip(".").lower()
+
+
+@dataclass
+class _Zone:
+    ref: str  # as written in config
+    id: str  # bare id, no /hostedzone/ prefix
+    name: str  # without trailing dot
+    records: list[str]
+
+
+@dataclass
+class _Pair:
+    """The two weighted record sets of one name and type, as read (raw boto3 dicts)."""
+
+    zone: _Zone
+    name: str
+    type: str
+    blue: dict
+    green: dict
+
+    def sets(self) -> tuple[dict, dict]:
+        return self.blue, self.green
+
+
+def _is_retryable(error: BaseException) -> bool:
+    from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+        return code in RETRYABLE_CODES or status >= 500
+    return isinstance(error, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError))
+
+
+def _describe(error: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        return f"{err.get('Code', 'Error')}: {shorten(err.get('Message', ''), 200)}"
+    return shorten(f"{type(error).__name__}: {error}", 200)
+
+
+class Route53Router:
+    def __init__(
+        self,
+        route: RouteConfig,
+        aws: AwsConfig,
+        *,
+        clock: Clock | None = None,
+        client: Any = None,
+        max_attempts: int = 12,
+    ) -> None:
+        self.route = route
+        self.clock = clock or SystemClock()
+        if client is None:
+            from bluegreen.adapters.aws import client as make_client
+
+            # botocore's own retries are off: our policy below is bounded, jittered and logged.
+            client = make_client(aws, "route53", max_attempts=1)
+        self.client = client
+        self.limiter = RateLimiter(aws.route53_requests_per_second, self.clock)
+        self.max_attempts = max_attempts
+        self._zones: list[_Zone] | None = None
+        self._pairs: list[_Pair] = []
+        self.calls: dict[str, int] = {}
+
+    # -- calls ---------------------------------------------------------------------------------------
+    def _call(self, operation: str, **kwargs: Any) -> dict:
+        def attempt() -> dict:
+            self.limiter.acquire()
+            self.calls[operation] = self.calls.get(operation, 0) + 1
+            return getattr(self.client, operation)(**kwargs)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            log.warning("route53_retry", operation=operation, attempt=state.attempt_number,
+                        error=_describe(state.outcome.exception()),
+                        wait_seconds=round(state.next_action.sleep, 2) if state.next_action else None)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_is_retryable),
+            wait=tenacity.wait_random_exponential(multiplier=0.2, max=5.0),
+            stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.route.retry_timeout),
+            sleep=self.clock.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a typed, short RouterError
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            if isinstance(error, (ClientError, BotoCoreError)):
+                raise RouterError(f"Route 53 {operation} failed: {_describe(error)}") from error
+            raise
+
+    # -- zones -----------------------------------------------------------------------------------------
+    def zones(self) -> list[_Zone]:
+        if self._zones is None:
+            grouped: dict[str, list[str]] = {}
+            for record in self.route.records:
+                grouped.setdefault(record.zone or self.route.hosted_zone or "", []).append(record.name)
+            self._zones = [self._resolve_zone(ref, names) for ref, names in grouped.items()]
+        return self._zones
+
+    def _resolve_zone(self, ref: str, names: list[str]) -> _Zone:
+        if re.fullmatch(r"(/hostedzone/)?Z[A-Z0-9]+", ref):
+            zone_id = ref.rsplit("/", 1)[-1]
+            from botocore.exceptions import ClientError
+
+            try:
+                zone = self._call("get_hosted_zone", Id=zone_id)["HostedZone"]
+            except RouterError as error:
+                cause = error.__cause__
+                if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "NoSuchHostedZone":
+                    raise PreflightError(f"hosted zone {ref} does not exist",
+                                         hint="check route.hosted_zone (a zone name or id)") from None
+                raise
+            found = [zone]
+        else:
+            wanted = ref.rstrip(".").lower()
+            answer = self._call("list_hosted_zones_by_name", DNSName=wanted + ".", MaxItems="10")
+            found = [z for z in answer.get("HostedZones", []) if decode_name(z["Name"]) == wanted]
+            if not found:
+                raise PreflightError(f"hosted zone {ref!r} does not exist in this account",
+                                     hint="check route.hosted_zone, the AWS profile and region")
+            if len(found) > 1:
+                ids = ", ".join(z["Id"].rsplit("/", 1)[-1] for z in found)
+                raise PreflightError(
+                    f"more than one hosted zone is named {ref!r} ({ids}), e.g. a public and a private one",
+                    hint="set route.hosted_zone to the id of the zone to change",
+                )
+        zone = found[0]
+        zone_name = decode_name(zone["Name"])
+        for name in names:
+            if name != zone_name and not name.endswith("." + zone_name):
+                raise PreflightError(f"record {name} is not inside hosted zone {zone_name}",
+                                     hint="fix route.records or the record's zone")
+        return _Zone(ref=ref, id=zone["Id"].rsplit("/", 1)[-1], name=zone_name, records=names)
+
+    # -- read --------------------------------------------------------------------------------------------
+    def _list_sets(self, zone: _Zone) -> Iterable[dict]:
+        wanted = set(zone.records)
+        if len(zone.records) > FULL_LISTING_THRESHOLD:
+            kwargs: dict[str, Any] = {"HostedZoneId": zone.id, "MaxItems": "300"}
+            while True:
+                page = self._call("list_resource_record_sets", **kwargs)
+                for rrset in page.get("ResourceRecordSets", []):
+                    if decode_name(rrset["Name"]) in wanted:
+                        yield rrset
+                if not page.get("IsTruncated"):
+                    return
+                kwargs = {"HostedZoneId": zone.id, "MaxItems": "300",
+                          "StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
+                if page.get("NextRecordIdentifier"):
+                    kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+        for name in zone.records:
+            kwargs = {"HostedZoneId": zone.id, "StartRecordName": name + ".", "MaxItems": "100"}
+            while True:
+                page = self._call("list_resource_record_sets", **kwargs)
+                sets = page.get("ResourceRecordSets", [])
+                past_name = False
+                for rrset in sets:
+                    if decode_name(rrset["Name"]) != name:
+                        past_name = True
+                        break
+                    yield rrset
+                if past_name or not page.get("IsTruncated") or decode_name(page.get("NextRecordName", "")) != name:
+                    break
+                kwargs = {"HostedZoneId": zone.id, "MaxItems": "100",
+                          "StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
+                if page.get("NextRecordIdentifier"):
+                    kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+
+    def read(self) -> LiveState:
+        pairs: list[_Pair] = []
+        ids = {self.route.blue: "blue", self.route.green: "green"}
+        for zone in self.zones():
+            found: dict[str, dict[str, dict[str, dict]]] = {name: {} for name in zone.records}
+            others: dict[str, list[str]] = {name: [] for name in zone.records}
+            for rrset in self._list_sets(zone):
+                name = decode_name(rrset["Name"])
+                side = ids.get(rrset.get("SetIdentifier", ""))
+                if side is None:
+                    others[name].append(f"{rrset['Type']} {rrset.get('SetIdentifier') or '(simple record)'}")
+                    continue
+                found[name].setdefault(rrset["Type"], {})[side] = rrset
+            for name in zone.records:
+                pairs.extend(self._pairs_of(zone, name, found[name], others[name]))
+        self._pairs = pairs
+        return LiveState(tuple(self._state_of(pair) for pair in pairs))
+
+    def _pairs_of(self, zone: _Zone, name: str, by_type: dict[str, dict[str, dict]], others: list[str]) -> list[_Pair]:
+        blue_id, green_id = self.route.blue, self.route.green
+        if not by_type:
+            seen = f" (found: {', '.join(others)})" if others else ""
+            raise PreflightError(
+                f"record {name} has no weighted record sets with SetIdentifier {blue_id!r} or {green_id!r}{seen}",
+                hint="create both weighted records (blue and green) first, e.g. with Terraform; bluegreen does "
+                     "not convert a simple record into weighted ones",
+            )
+        pairs = []
+        for rtype, sides in sorted(by_type.items()):
+            missing = [ident for side, ident in (("blue", blue_id), ("green", green_id)) if side not in sides]
+            if missing:
+                other_types = sorted(t for t in by_type if t != rtype)
+                detail = f"; the other side exists with type {', '.join(other_types)}" if other_types else ""
+                raise PreflightError(
+                    f"record {name} {rtype} has no weighted record set with SetIdentifier {missing[0]!r}{detail}",
+                    hint="both sides must exist as weighted records of the same name and type",
+                )
+            for side, rrset in sides.items():
+                if "Weight" not in rrset:
+                    raise PreflightError(
+                        f"record {name} {rtype} {rrset['SetIdentifier']!r} is not a weighted record",
+                        hint="bluegreen moves traffic with weighted routing only",
+                    )
+            strays = [o for o in others if o.split(" ", 1)[0] == rtype and o.split(" ", 1)[1] != "(simple record)"]
+            if strays:
+                raise PreflightError(
+                    f"record {name} {rtype} has other weighted record sets besides blue and green: "
+                    f"{', '.join(s.split(' ', 1)[1] for s in strays)}",
+                    hint="bluegreen manages groups of exactly two weighted records; remove the others",
+                )
+            blue, green = sides["blue"], sides["green"]
+            if "TTL" in blue and "TTL" in green and blue["TTL"] != green["TTL"]:
+                raise PreflightError(
+                    f"record {name} {rtype}: the TTLs of the group disagree (blue {blue['TTL']}, green {green['TTL']})",
+                    hint="Route 53 applies the last TTL set to the whole group; make them equal first",
+                )
+            pairs.append(_Pair(zone=zone, name=name, type=rtype, blue=blue, green=green))
+        return pairs
+
+    def _state_of(self, pair: _Pair) -> RecordState:
+        ttls = [s["TTL"] for s in pair.sets() if "TTL" in s]
+        values: list[str] = []
+        for side, rrset in (("blue", pair.blue), ("green", pair.green)):
+            if "AliasTarget" in rrset:
+                values.append(f"{side}: alias {rrset['AliasTarget']['DNSName'].rstrip('.')}")
+            else:
+                values.append(f"{side}: {', '.join(r['Value'] for r in rrset.get('ResourceRecords', []))}")
+        return RecordState(
+            name=pair.name,
+            type=pair.type,
+            weights=SideWeights(blue=int(pair.blue["Weight"]), green=int(pair.green["Weight"])),
+            ttl=max(ttls) if ttls else self.route.alias_ttl,
+            values=tuple(values),
+            zone=pair.zone.name,
+        )
+
+    # -- set ---------------------------------------------------------------------------------------------
+    def set(self, weights: SideWeights, *, ttl: int | None = None) -> list[str]:
+        if weights.all_zero:
+            # Route 53 answers an all-zero group as an equal split: it would send half the traffic to a side
+            # the user meant to switch off.
+            raise RouterError(f"refusing to write an all-zero weight group ({weights})")
+        if not self._pairs:
+            self.read()
+        change_ids: list[str] = []
+        by_zone: dict[str, list[_Pair]] = {}
+        for pair in self._pairs:
+            by_zone.setdefault(pair.zone.id, []).append(pair)
+        for zone_id, pairs in by_zone.items():
+            for batch in split_batches([self._upserts(pair, weights, ttl) for pair in pairs]):
+                answer = self._call(
+                    "change_resource_record_sets",
+                    HostedZoneId=zone_id,
+                    ChangeBatch={"Comment": f"bluegreen: {weights}", "Changes": batch},
+                )
+                change_id = answer["ChangeInfo"]["Id"].rsplit("/", 1)[-1]
+                change_ids.append(change_id)
+                log.info("route53_change_submitted", zone=pairs[0].zone.name, change_id=change_id,
+                         records=sorted({f"{p.name} {p.type}" for p in pairs}), weights=str(weights), ttl=ttl,
+                         changes=len(batch))
+        return change_ids
+
+    @staticmethod
+    def _upserts(pair: _Pair, weights: SideWeights, ttl: int | None) -> list[dict]:
+        changes = []
+        for side, rrset in (("blue", pair.blue), ("green", pair.green)):
+            new = copy.deepcopy(rrset)
+            new["Weight"] = weights.of(side)
+            if ttl is not None and "TTL" in new:
+                new["TTL"] = ttl
+            changes.append({"Action": "UPSERT", "ResourceRecordSet": new})
+        return changes
+
+    # -- verify ------------------------------------------------------------------------------------------
+    def verify(self, weights: SideWeights, changes: Sequence[str], *, ttl: int | None = None) -> None:
+        for change_id in changes:
+            self.wait_insync(change_id)
+        live = self.read()
+        wrong = [f"{r.name} {r.type} {r.weights}" for r in live.records if r.weights != weights]
+        if ttl is not None:
+            # Alias records have no TTL of their own, so only sets that carry one are checked.
+            wrong += [f"{p.name} {p.type} ttl={s['TTL']}" for p in self._pairs for s in p.sets()
+                      if "TTL" in s and s["TTL"] != ttl]
+        if wrong:
+            raise RouterError(f"read-back after INSYNC does not show {weights} (ttl {ttl}): {', '.join(wrong[:5])}")
+
+    def wait_insync(self, change_id: str) -> None:
+        deadline = self.clock.monotonic() + self.route.insync_timeout
+        delay = 0.1
+        while True:
+            status = self._call("get_change", Id=change_id)["ChangeInfo"]["Status"]
+            if status == "INSYNC":
+                return
+            if self.clock.monotonic() >= deadline:
+                raise RouterError(
+                    f"change {change_id} still {status} after {self.route.insync_timeout:.0f}s",
+                    hint="Route 53 usually syncs within 60s; raise route.insync_timeout or check the AWS status page",
+                )
+            self.clock.sleep(min(delay, max(0.0, deadline - self.clock.monotonic())))
+            delay = min(delay * 2, 5.0)
+
+
+def split_batches(pairs: list[list[dict]]) -> list[list[dict]]:
+    """Group the UPSERTs of pairs into change batches within Route 53's limits, never splitting a pair."""
+    batches: list[list[dict]] = []
+    current: list[dict] = []
+    records = chars = 0
+    for changes in pairs:
+        pair_records = pair_chars = 0
+        for change in changes:
+            rrset = change["ResourceRecordSet"]
+            values = [r["Value"] for r in rrset.get("ResourceRecords", [])] or [""]
+            pair_records += 2 * len(values)  # an UPSERT counts twice
+            pair_chars += 2 * sum(len(v) for v in values)
+        if current and (records + pair_records > MAX_RECORDS_PER_BATCH or chars + pair_chars > MAX_CHARS_PER_BATCH):
+            batches.append(current)
+            current, records, chars = [], 0, 0
+        current.extend(changes)
+        records += pair_records
+        chars += pair_chars
+    if current:
+        batches.append(current)
+    return batches
