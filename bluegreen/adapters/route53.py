@@ -173,7 +173,8 @@ class Route53Router:
         return self._zones
 
     def _resolve_zone(self, ref: str, names: list[str]) -> _Zone:
-        if re.fullmatch(r"(/hostedzone/)?Z[A-Z0-9]+", ref):
+        # Zone ids are upper-case alphanumerics (Z... on AWS); zone names have dots.
+        if re.fullmatch(r"(/hostedzone/)?[A-Z0-9]+", ref):
             zone_id = ref.rsplit("/", 1)[-1]
             from botocore.exceptions import ClientError
 
