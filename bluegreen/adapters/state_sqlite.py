@@ -274,3 +274,16 @@ def sqlite_path(config: Any, state: StateConfig) -> Path:
     if not path.is_absolute() and config_file is not None:
         path = Path(config_file).parent / path
     return path
+
+
+def init_state_store(config: Any, clock: Clock) -> str:
+    """``bluegreen init-state``: create the configured backend's storage if missing. Idempotent."""
+    state = parse_state_config(config.sections.get("state"))
+    if state.backend == "dynamodb":
+        from bluegreen.adapters.state_dynamodb import init_state
+
+        return init_state(config)
+    path = sqlite_path(config, state)
+    existed = path.exists()
+    SqliteStateStore(path, clock).close()
+    return f"state file {path} {'already exists; schema checked' if existed else 'created'}"
