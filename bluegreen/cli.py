@@ -101,13 +101,25 @@ def _load(args: argparse.Namespace, env: Environment):
     return load_config(path)
 
 
-def _router(config):
+def _router(config, *, writes: bool = False):
+    """The weight router for ``route.driver``. ``writes``: the command will change weights."""
     if config.route.driver != "route53":
         raise ConfigError(f"route.driver {config.route.driver!r} is not available in this build",
                           hint="use route.driver: route53")
     from bluegreen.adapters.route53 import Route53Router
 
-    return Route53Router(config.route, config.aws)
+    router = Route53Router(config.route, config.aws)
+    if writes:
+        owners = router.external_dns_owners()
+        if owners:
+            listed = ", ".join(f"{name} (owner {owner})" for name, owner in sorted(owners.items()))
+            raise PreflightError(
+                f"external-dns owns {listed}: a weight written into Route 53 directly would be put back on "
+                "its next sync",
+                hint="set route.driver: external-dns (weights on the Ingress/Service annotations), or "
+                     "route.driver: argocd (weights on the ArgoCD cluster secret)",
+            )
+    return router
 
 
 def _output(args: argparse.Namespace) -> str:
@@ -156,7 +168,7 @@ def cmd_shift(args: argparse.Namespace, env: Environment) -> int:
     except ValueError as error:
         raise ConfigError(str(error)) from None
     log_format = _setup_logging(args, env)
-    router = _router(config)
+    router = _router(config, writes=not args.dry_run)
     live = router.read()
     start = live.weights()
     if start is None:
@@ -221,7 +233,7 @@ def cmd_rollback(args: argparse.Namespace, env: Environment) -> int:
 
     log = structlog.get_logger("bluegreen")
     side = args.to or "blue"
-    router = _router(config)
+    router = _router(config, writes=not args.dry_run)
     live = router.read()
     target = SideWeights.all_on(side)
     before = live.weights()

@@ -179,3 +179,17 @@ def test_rollback_from_another_process_stops_a_running_shift_with_exit_5(tmp_pat
     assert shift.returncode == 5, err
     assert "outcome: conflict" in out and "live weights are blue=100 green=0" in out, out
     assert zone.weights(app) == {"eks-blueprint-blue": 100, "eks-blueprint-green": 0}
+
+
+@pytest.mark.parametrize("txt_name", ["app", "a-app"])
+def test_records_owned_by_external_dns_are_refused_with_the_right_driver(tmp_path, moto_endpoint, zone, txt_name):
+    app = zone.weighted_pair("app", ttl=0)
+    zone.upsert({"Name": zone.fqdn(txt_name), "Type": "TXT", "TTL": 300, "ResourceRecords": [
+        {"Value": '"heritage=external-dns,external-dns/owner=eks-blueprint-blue,external-dns/resource=ingress/x/y"'}]})
+    path = write_config(tmp_path, moto_endpoint, zone, [app])
+    before = zone.dump()
+    for argv in (["shift", "--to", "green"], ["rollback"]):
+        code, _, err = run(*argv, "--config", str(path))
+        assert code == 2, err
+        assert "external-dns owns" in err and "eks-blueprint-blue" in err and "route.driver: external-dns" in err
+    assert zone.dump() == before

@@ -318,6 +318,38 @@ class Route53Router:
             zone=pair.zone.name,
         )
 
+    # -- ownership -----------------------------------------------------------------------------------
+    def external_dns_owners(self) -> dict[str, str]:
+        """Names managed here that external-dns owns, with the owner id found in its TXT registry record.
+
+        external-dns puts back, on its next sync, any weight written behind its back, so writing these
+        records directly would be undone within a minute. Its registry record has the record's own name
+        (old format) or a type prefix (``a-``, ``aaaa-``, ``cname-``), and a value containing
+        ``heritage=external-dns``.
+        """
+        owners: dict[str, str] = {}
+        for zone in self.zones():
+            candidates = {prefix + name: name for name in zone.records for prefix in ("", "a-", "aaaa-", "cname-")}
+            for rrset in self._txt_sets(zone, candidates):
+                name = candidates.get(decode_name(rrset["Name"]))
+                for record in rrset.get("ResourceRecords", []):
+                    match = re.search(r"heritage=external-dns(?:.*external-dns/owner=([^,\"]+))?", record["Value"])
+                    if name and match:
+                        owners[name] = match.group(1) or "unknown owner"
+        return owners
+
+    def _txt_sets(self, zone: _Zone, candidates: dict[str, str]) -> Iterable[dict]:
+        if len(zone.records) > FULL_LISTING_THRESHOLD:
+            scan = _Zone(zone.ref, zone.id, zone.name, records=sorted(candidates))
+            yield from (r for r in self._list_sets(scan) if r["Type"] == "TXT")
+            return
+        for candidate in candidates:
+            page = self._call("list_resource_record_sets", HostedZoneId=zone.id, StartRecordName=candidate + ".",
+                              StartRecordType="TXT", MaxItems="1")
+            for rrset in page.get("ResourceRecordSets", []):
+                if rrset["Type"] == "TXT" and decode_name(rrset["Name"]) == candidate:
+                    yield rrset
+
     # -- set ---------------------------------------------------------------------------------------------
     def set(self, weights: SideWeights, *, ttl: int | None = None) -> list[str]:
         if weights.all_zero:
