@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(default: shift.steps)")
     shift.add_argument("--bake", help="override shift.bake, e.g. 30s")
     shift.add_argument("--dry-run", action="store_true", help="print the plan and its duration; change nothing")
+    shift.add_argument("--resume", action="store_true",
+                       help="read the live weights, find where they sit in the plan, continue from the next step")
+    shift.add_argument("--max-steps", type=_positive_int, metavar="N",
+                       help="advance at most N weight changes in this run (cutovers spread over days)")
+    shift.add_argument("--not-before", metavar="TIME",
+                       help="outside the window, exit 0 doing nothing (HH:MM local time, or ISO 8601 with offset)")
+    shift.add_argument("--not-after", metavar="TIME", help="end of the window (same forms as --not-before)")
     shift.set_defaults(handler=cmd_shift)
 
     rollback = sub.add_parser("rollback", parents=[common],
@@ -85,11 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
     rollback.set_defaults(handler=cmd_rollback)
 
+    history = sub.add_parser("history", parents=[common], help="list the migration's runs, or show one run")
+    history.add_argument("run_id", nargs="?", metavar="RUN_ID", help="show this run with every event")
+    history.add_argument("--limit", type=_positive_int, default=20, help="how many runs to list (default 20)")
+    history.set_defaults(handler=cmd_history)
+
+    init_state = sub.add_parser("init-state", parents=[common],
+                                help="create the state store (the DynamoDB table, or the SQLite file)")
+    init_state.set_defaults(handler=cmd_init_state)
+
     demo = sub.add_parser("demo", parents=[common],
                           help="the whole cutover against the embedded sandbox (needs the sandbox extra)")
     demo.add_argument("--fail-green", action="store_true", help="make green fail at 10%% to show the rollback")
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 # -- composition helpers -------------------------------------------------------------------------------
@@ -136,6 +158,95 @@ def _isatty(stream: IO[str]) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+class _LockedRun:
+    """A command that changes weights: holds the migration's lock (renewed while it lives), journals the
+    run, and sends notifications. ``take_over`` (rollback) never waits for the lock: it takes it."""
+
+    def __init__(self, config, env: Environment, command: str, *, take_over: bool = False) -> None:
+        from bluegreen.adapters.state_sqlite import open_state_store
+        from bluegreen.core.clock import SystemClock
+        from bluegreen.core.state import Holder, new_run_id, parse_state_config
+
+        self.config = config
+        self.env = env
+        self.command = command
+        self.clock = SystemClock()
+        self.state = parse_state_config(config.sections.get("state"))
+        self.store = open_state_store(config, self.clock, self.state)
+        self.run_id = new_run_id(self.clock)
+        self.holder = Holder.current(self.clock, run_id=self.run_id, command=command)
+        self.take_over = take_over
+        self.lease = None
+        self.keeper = None
+        self.journal = None
+        self.notifier = None
+        self.finished = False
+        self.lock_lost = threading.Event()
+
+    def __enter__(self) -> "_LockedRun":
+        import structlog
+
+        if self.take_over:
+            self.lease = self.store.take_over(self.config.name, self.holder, self.state.lease_seconds)
+            if self.lease.previous is not None:
+                structlog.get_logger("bluegreen").warning(
+                    "lock_taken_over", migration=self.config.name, previous=self.lease.previous.describe())
+        else:
+            self.lease = self.store.acquire(self.config.name, self.holder, self.state.lease_seconds)
+        from bluegreen.core.state import LeaseKeeper
+
+        def lost(error) -> None:
+            self.record("lock_lost", {"detail": str(error)})
+            self.env.stop.set()
+
+        self.keeper = LeaseKeeper(self.store, self.lease, clock=self.clock, lost=self.lock_lost, on_lost=lost)
+        self.keeper.start()
+        return self
+
+    def start(self, plan: dict) -> None:
+        from bluegreen.adapters.notify import Notifier
+        from bluegreen.journal_sink import JournalSink
+
+        self.store.start_run(self.config.name, self.command, plan, run_id=self.run_id, holder=self.holder)
+        self.journal = JournalSink(self.store, self.run_id)
+        self.notifier = Notifier.from_config(self.config, run_id=self.run_id, environ=self.env.environ)
+
+    def __call__(self, event) -> None:
+        """The run's EventSink: journal and notifications."""
+        if self.journal is not None:
+            self.journal(event)
+        if self.notifier is not None:
+            self.notifier(event)
+
+    def record(self, kind: str, data: dict) -> None:
+        if self.journal is not None:
+            self.journal.record(kind, data)
+        if self.notifier is not None:
+            self.notifier.notify(kind, data)
+
+    def finish(self, outcome: str, exit_code: int, reason: str | None) -> None:
+        if self.journal is not None and not self.finished:
+            self.store.finish(self.run_id, outcome, int(exit_code), reason)
+        self.finished = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc is not None and not self.finished:
+                code = getattr(exc, "exit_code", ExitCode.ERROR)
+                from bluegreen.errors import shorten
+
+                self.record("run_failed", {"reason": shorten(str(exc))})
+                self.finish("failed", int(code), shorten(str(exc)))
+        finally:
+            if self.keeper is not None:
+                self.keeper.stop()
+            if self.lease is not None:
+                self.store.release(self.lease)
+            if self.notifier is not None:
+                self.notifier.close(5.0)
+            self.store.close()
+
+
 # -- commands ------------------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace, env: Environment) -> int:
     from bluegreen import render
@@ -156,9 +267,12 @@ def cmd_shift(args: argparse.Namespace, env: Environment) -> int:
     from bluegreen.core.clock import SystemClock
     from bluegreen.core.durations import parse_duration
     from bluegreen.core.engine import OnInterrupt, ShiftEngine
+    from bluegreen.core.state import origin_side_for, parse_state_config
     from bluegreen.core.weights import PlanError, build_plan, parse_steps
+    from bluegreen.schedule import check_window, limit_steps
 
     config = _load(args, env)
+    parse_state_config(config.sections.get("state"))  # a bad state section is exit 2 before anything else
     try:
         steps = parse_steps(args.steps) if args.steps else config.shift.steps
     except PlanError as error:
@@ -167,73 +281,120 @@ def cmd_shift(args: argparse.Namespace, env: Environment) -> int:
         bake = parse_duration(args.bake, key="--bake") if args.bake else config.shift.bake
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    window = check_window(args.not_before, args.not_after, SystemClock())
     log_format = _setup_logging(args, env)
+    if not window.inside:
+        env.print(render.to_json({"outcome": "outside_window", "reason": window.reason})
+                  if _output(args) == "json" else f"outside the time window: {window.reason}; nothing done")
+        return ExitCode.OK
     router = _router(config, writes=not args.dry_run)
-    live = router.read()
-    start = live.weights()
-    if start is None:
-        raise PreflightError(
-            "the managed records do not all have the same weights: "
-            + ", ".join(f"{r.name} {r.type} {r.weights}" for r in live.records),
-            hint="bring them together first, e.g. `bluegreen rollback --to blue`",
-        )
-    if start.all_zero:
-        raise PreflightError("every weight is 0, which Route 53 answers as an equal split",
-                             hint="run `bluegreen rollback --to blue` to put traffic on one side first")
-    plan = build_plan(target=args.to, steps=steps, start=start, original_ttl=live.ttl(),
-                      cutover_ttl=config.route.ttl, ttl_margin=config.shift.ttl_margin, bake=bake)
-    on_target = start.percent_on(args.to)
-    if plan.steps and on_target > plan.steps[0].percent:
-        raise PreflightError(
-            f"{args.to} already has {on_target:g}% of traffic ({start}), more than the first step "
-            f"({plan.steps[0].percent}%): running this plan would move traffic back",
-            hint=f"start the steps at {on_target:g} or above",
-        )
+
+    def plan_from_live():
+        live = router.read()
+        start = live.weights()
+        if start is None:
+            raise PreflightError(
+                "the managed records do not all have the same weights: "
+                + ", ".join(f"{r.name} {r.type} {r.weights}" for r in live.records),
+                hint="bring them together first, e.g. `bluegreen rollback --to blue`",
+            )
+        if start.all_zero:
+            raise PreflightError("every weight is 0, which Route 53 answers as an equal split",
+                                 hint="run `bluegreen rollback --to blue` to put traffic on one side first")
+        plan = build_plan(target=args.to, steps=steps, start=start, original_ttl=live.ttl(),
+                          cutover_ttl=config.route.ttl, ttl_margin=config.shift.ttl_margin, bake=bake,
+                          resume=args.resume)
+        on_target = start.percent_on(args.to)
+        if plan.steps and on_target > plan.steps[0].percent:
+            raise PreflightError(
+                f"{args.to} already has {on_target:g}% of traffic ({start}), more than the first step "
+                f"({plan.steps[0].percent}%): running this plan would move traffic back",
+                hint=f"use --resume to continue from there, or start the steps at {on_target:g} or above",
+            )
+        return limit_steps(plan, args.max_steps)
+
     if args.dry_run:
-        env.print(render.to_json({"dry_run": True, "plan": render.plan_dict(plan, 0.0)})
-                  if _output(args) == "json" else render.plan_text(plan, 0.0))
+        budget = plan_from_live()
+        data = {"dry_run": True, "plan": render.plan_dict(budget.plan, 0.0), "deferred": list(budget.deferred)}
+        text = render.plan_text(budget.plan, 0.0)
+        if budget.deferred:
+            text += f"\nleft for later runs (--max-steps): {', '.join(f'{p}%' for p in budget.deferred)}"
+        env.print(render.to_json(data) if _output(args) == "json" else text)
         return ExitCode.OK
 
     from bluegreen.core.ports import NoProbes
     from bluegreen.logs import LogSink
 
-    prober = NoProbes()
-    if config.probes:
-        from bluegreen.adapters.probes import HttpProber
+    with _LockedRun(config, env, "shift") as run:
+        # The plan is made under the lock, from weights read under the lock.
+        budget = plan_from_live()
+        plan = budget.plan
+        previous = run.store.last_run(config.name, "shift")
+        run.start({
+            "target": plan.target, "origin_side": origin_side_for(plan.start.blue, plan.start.green, plan.target,
+                                                                  previous),
+            "start": str(plan.start), "ttl": plan.original_ttl, "steps": [s.percent for s in plan.steps],
+            "skipped": list(plan.skipped), "deferred": list(budget.deferred), "max_steps": args.max_steps,
+            "resume": args.resume,
+        })
+        prober = NoProbes()
+        if config.probes and plan.steps:
+            from bluegreen.adapters.probes import HttpProber
 
-        prober = HttpProber(config.probes)
-    sink = LogSink(env.stderr, tty=log_format == "console" and _isatty(env.stderr))
+            prober = HttpProber(config.probes)
+        sink = LogSink(env.stderr, tty=log_format == "console" and _isatty(env.stderr))
 
-    def on_event(event) -> None:
-        sink(event)
-        if env.on_event is not None:
-            env.on_event(event)
+        def on_event(event) -> None:
+            sink(event)
+            run(event)
+            if env.on_event is not None:
+                env.on_event(event)
 
-    engine = ShiftEngine(
-        router, prober, SystemClock(env.stop), config.gates,
-        on_event=on_event, check_interval=config.shift.check_interval, stop=env.stop,
-        on_interrupt=OnInterrupt(config.shift.on_interrupt),
-    )
-    with _signals_set(env):
-        result = engine.run(plan)
+        engine = ShiftEngine(
+            router, prober, SystemClock(env.stop), config.gates,
+            on_event=on_event, check_interval=config.shift.check_interval, stop=env.stop,
+            on_interrupt=OnInterrupt(config.shift.on_interrupt), lock_lost=run.lock_lost,
+        )
+        with _signals_set(env):
+            result = engine.run(plan)
+        if budget.deferred and result.outcome.value == "completed":
+            result.reason = (f"advanced {len(plan.steps)} step(s) (--max-steps {args.max_steps}); "
+                             f"left for later runs: {', '.join(f'{p}%' for p in budget.deferred)}")
+        run.finish(result.outcome.value, result.exit_code, result.reason)
     data = result.as_dict()
+    data["run_id"] = run.run_id
+    data["deferred"] = list(budget.deferred)
     env.print(render.to_json(data) if _output(args) == "json" else render.result_text(data))
     return result.exit_code
 
 
 def cmd_rollback(args: argparse.Namespace, env: Environment) -> int:
+    import structlog
+
+    config = _load(args, env)
+    _setup_logging(args, env)
+    log = structlog.get_logger("bluegreen")
+    # No external-dns ownership check here: it costs several calls, and this is the emergency exit. A shift
+    # on records owned by external-dns was refused before it could start.
+    router = _router(config)
+    if args.dry_run:
+        return _rollback(args, env, config, router, log, run=None)
+    with _LockedRun(config, env, "rollback", take_over=True) as run:
+        return _rollback(args, env, config, router, log, run=run)
+
+
+def _rollback(args, env: Environment, config, router, log, run) -> int:
     import time
 
     from bluegreen import render
     from bluegreen.core.weights import SideWeights
 
-    config = _load(args, env)
-    _setup_logging(args, env)
-    import structlog
+    side = args.to
+    if side is None and run is not None:
+        from bluegreen.core.state import last_origin_side
 
-    log = structlog.get_logger("bluegreen")
-    side = args.to or "blue"
-    router = _router(config, writes=not args.dry_run)
+        side = last_origin_side(run.store, config.name)
+    side = side or "blue"
     live = router.read()
     target = SideWeights.all_on(side)
     before = live.weights()
@@ -245,6 +406,7 @@ def cmd_rollback(args: argparse.Namespace, env: Environment) -> int:
     elif args.dry_run:
         result["message"] = f"would set {target} on {len(live.records)} record(s); nothing changed (--dry-run)"
     else:
+        run.start({"target": side, "origin_side": None, "start": result["before"], "steps": [100]})
         started = time.monotonic()
         changes = router.set(target)
         router.verify(target, changes)
@@ -256,7 +418,48 @@ def cmd_rollback(args: argparse.Namespace, env: Environment) -> int:
         result["message"] = (f"all traffic on {side} ({target}), in sync; clients that cached the old answer "
                              f"move within the TTL: every client on {side} by {result['every_client_by']} "
                              f"(now + {ttl}s)")
+        run.record("rolled_back", {"reason": "bluegreen rollback", "weights": str(target), "change_ids": changes})
+        run.finish("rolled_back", ExitCode.OK, f"all traffic on {side}")
     env.print(render.to_json(result) if _output(args) == "json" else result["message"])
+    return ExitCode.OK
+
+
+def cmd_history(args: argparse.Namespace, env: Environment) -> int:
+    from bluegreen import render
+    from bluegreen.adapters.state_sqlite import open_state_store
+    from bluegreen.core.clock import SystemClock
+    from bluegreen.core.state import parse_state_config
+    from bluegreen.journal_sink import render_run, render_runs
+
+    config = _load(args, env)
+    _setup_logging(args, env)
+    store = open_state_store(config, SystemClock(), parse_state_config(config.sections.get("state")))
+    try:
+        current = store.current_holder(config.name)
+        holder = current[0] if current else None
+        if args.run_id:
+            run = store.get_run(args.run_id)
+            if run is None:
+                raise ConfigError(f"no run {args.run_id!r} in the journal of {config.name!r}",
+                                  hint="`bluegreen history` lists the runs")
+            env.print(render.to_json(run.as_dict()) if _output(args) == "json"
+                      else render_run(run, lock_holder=holder))
+        else:
+            runs = store.list_runs(config.name, args.limit)
+            env.print(render.to_json([r.as_dict(with_events=False) for r in runs]) if _output(args) == "json"
+                      else render_runs(runs, lock_holder=holder))
+    finally:
+        store.close()
+    return ExitCode.OK
+
+
+def cmd_init_state(args: argparse.Namespace, env: Environment) -> int:
+    from bluegreen.adapters.state_sqlite import init_state_store
+    from bluegreen.core.clock import SystemClock
+
+    config = _load(args, env)
+    _setup_logging(args, env)
+    env.print(init_state_store(config, SystemClock()))
     return ExitCode.OK
 
 

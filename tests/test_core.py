@@ -250,3 +250,28 @@ def test_nothing_to_do_when_resume_finds_the_plan_complete():
                       cutover_ttl=None, ttl_margin=0, bake=0, resume=True)
     result = engine.run(plan)
     assert result.outcome is Outcome.NOTHING_TO_DO and result.exit_code == 0 and router.writes == []
+
+
+@pytest.mark.parametrize("policy", list(OnInterrupt))
+def test_lost_lock_stops_without_writing_again(policy):
+    import threading
+
+    clock = FakeClock()
+    router = MemoryRouter(SideWeights(100, 0))
+    lost, stop = threading.Event(), threading.Event()
+
+    def takeover(c):  # `bluegreen rollback` takes the lock and writes blue 100 during the 10% hold
+        if router.weights == SideWeights(90, 10):
+            router.weights = SideWeights(100, 0)
+            lost.set()
+            stop.set()
+
+    clock.on_sleep = takeover
+    engine, _ = _engine(router, clock, stop=stop, lock_lost=lost, on_interrupt=policy)
+    plan = build_plan(target="green", steps=[10, 50, 100], start=router.weights, original_ttl=300, cutover_ttl=30,
+                      ttl_margin=0, bake=0)
+
+    result = engine.run(plan)
+    assert result.outcome is Outcome.CONFLICT and result.exit_code == ExitCode.CONFLICT
+    assert router.writes[-1][0] == SideWeights(90, 10)  # nothing written after the takeover
+    assert router.weights == SideWeights(100, 0)

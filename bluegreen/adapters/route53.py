@@ -128,7 +128,8 @@ class Route53Router:
             # botocore's own retries are off: our policy below is bounded, jittered and logged.
             client = make_client(aws, "route53", max_attempts=1)
         self.client = client
-        self.limiter = RateLimiter(aws.route53_requests_per_second, self.clock)
+        # Route 53 counts requests per second: a burst of 5 within one second stays inside the limit.
+        self.limiter = RateLimiter(aws.route53_requests_per_second, self.clock, burst=5)
         self.max_attempts = max_attempts
         self._zones: list[_Zone] | None = None
         self._pairs: list[_Pair] = []

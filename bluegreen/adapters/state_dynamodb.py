@@ -106,7 +106,7 @@ class DynamoStateStore(StateStore):
                 raise StateError(f"not allowed to use the DynamoDB state table {self.table!r}: "
                                  f"{shorten(error.response.get('Error', {}).get('Message', code))}",
                                  hint="the IAM policy needs dynamodb:GetItem, PutItem, UpdateItem, DeleteItem, "
-                                      "Query (and TransactWriteItems) on the table") from error
+                                      "Query on the table (transactions use the same permissions)") from error
             raise
         except BotoCoreError as error:
             raise StateError(f"DynamoDB state table {self.table!r}: {shorten(str(error))}") from error

@@ -109,6 +109,10 @@ class _InterruptRequested(Exception):
     pass
 
 
+class _LockLost(Exception):
+    """Someone took the migration's lock over (``bluegreen rollback`` does): never write again."""
+
+
 class ShiftEngine:
     def __init__(
         self,
@@ -122,6 +126,7 @@ class ShiftEngine:
         progress_interval: float = 1.0,
         stop: threading.Event | None = None,
         on_interrupt: OnInterrupt = OnInterrupt.ROLLBACK,
+        lock_lost: threading.Event | None = None,
     ) -> None:
         self.router = router
         self.prober = prober
@@ -132,6 +137,7 @@ class ShiftEngine:
         self.progress_interval = progress_interval
         self.stop = stop or threading.Event()
         self.on_interrupt = on_interrupt
+        self.lock_lost = lock_lost or threading.Event()
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self, plan: ShiftPlan) -> ShiftResult:
@@ -167,6 +173,12 @@ class ShiftEngine:
                 "edited the records; check `bluegreen status`."
             )
             self.emit(Event("conflict", {"expected": str(conflict.expected), "found": str(conflict.found)}))
+        except _LockLost:
+            result.outcome = Outcome.CONFLICT
+            result.final_weights = None
+            result.reason = ("stopped without touching the records: another run took the migration's lock over "
+                             "(an on-call `bluegreen rollback`); check `bluegreen status`")
+            self.emit(Event("conflict", {"expected": str(self._last_written), "found": "lock taken over"}))
         except _InterruptRequested:
             self._interrupted(plan, result)
         except BlueGreenError as error:
@@ -184,6 +196,8 @@ class ShiftEngine:
         return live
 
     def _apply(self, weights: SideWeights, *, ttl: int | None, label: str) -> list[str]:
+        if self.lock_lost.is_set():
+            raise _LockLost()
         before = self._last_written
         began = self.clock.monotonic()
         changes = list(self.router.set(weights, ttl=ttl))
@@ -267,6 +281,8 @@ class ShiftEngine:
             self.clock.sleep(min(self.check_interval, remaining))
 
     def _check_stop(self) -> None:
+        if self.lock_lost.is_set():
+            raise _LockLost()
         if self.stop.is_set():
             raise _InterruptRequested()
 
@@ -274,6 +290,8 @@ class ShiftEngine:
         target = plan.rollback_weights
         self.emit(Event("rollback_started", {"reason": reason, "to": str(target)}))
         try:
+            if self.lock_lost.is_set():
+                raise _Conflict(self._last_written, None)
             self._ensure_unchanged()
         except _Conflict as conflict:
             result.outcome = Outcome.CONFLICT
@@ -285,6 +303,10 @@ class ShiftEngine:
         ttl = plan.original_ttl if plan.lowers_ttl else None
         try:
             changes = self._apply(target, ttl=ttl, label="rollback")
+        except _LockLost:
+            result.outcome = Outcome.CONFLICT
+            result.reason = f"{reason}; rollback skipped because another run took the lock over"
+            return
         except BlueGreenError as error:
             raise BlueGreenError(
                 f"rollback failed after: {reason}. Traffic may still be at {self._last_written}: "
@@ -307,7 +329,8 @@ class ShiftEngine:
         self.emit(Event("interrupted", {"weights": str(self._last_written), "policy": "hold"}))
         if plan.lowers_ttl:
             try:
+                self._ensure_unchanged()
                 self._apply(self._last_written, ttl=plan.original_ttl, label="restore-ttl")
-            except BlueGreenError:
-                pass  # the weights are what matter; the TTL stays low, which is safe
+            except (BlueGreenError, _Conflict, _LockLost):
+                pass  # the weights are what matter; a low TTL left behind is safe
 

@@ -1,0 +1,272 @@
+"""Kubernetes API clients for the blue, green and hub clusters: the official ``kubernetes`` client, built
+from EKS (DescribeCluster + an IAM token, as ``aws eks get-token`` makes it) or from a kubeconfig context.
+
+The client is configured, never patched: the token goes in through ``Configuration.api_key`` and is
+renewed by ``Configuration.refresh_api_key_hook`` before it expires. Tokens are never logged and never
+appear in a repr or an error message. Failures to reach a cluster become :class:`ClusterAccessError`
+naming the cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import structlog
+
+from bluegreen.clusters_config import ClusterAccess
+from bluegreen.config import AwsConfig
+from bluegreen.errors import BlueGreenError, ConfigError, ExitCode, shorten
+
+log = structlog.get_logger("bluegreen.clusters")
+
+TOKEN_PREFIX = "k8s-aws-v1."
+CLUSTER_ID_HEADER = "x-k8s-aws-id"
+TOKEN_LIFETIME = 15 * 60.0  # EKS accepts a token for 15 minutes
+TOKEN_REFRESH_AFTER = 12 * 60.0  # renew well before: a long list call must not outlive its token
+PRESIGN_EXPIRES = 60  # what aws eks get-token asks for; EKS itself enforces the 15 minutes
+
+
+class ClusterAccessError(BlueGreenError):
+    """A cluster could not be reached or refused us. The message names the cluster; never a token."""
+
+    exit_code = ExitCode.ERROR
+
+
+# -- EKS tokens --------------------------------------------------------------------------------------
+def presigned_caller_identity_url(sts_client: Any, cluster_name: str) -> str:
+    """An STS GetCallerIdentity URL, presigned with the ``x-k8s-aws-id`` header (the cluster name) among
+    the signed headers: the body of an EKS bearer token."""
+
+    def add_cluster_header(request: Any, **_: Any) -> None:
+        request.headers[CLUSTER_ID_HEADER] = cluster_name
+
+    events = sts_client.meta.events
+    handler_id = f"bluegreen-k8s-aws-id-{id(add_cluster_header)}"
+    events.register_first("before-sign.sts.GetCallerIdentity", add_cluster_header, unique_id=handler_id)
+    try:
+        return sts_client.generate_presigned_url(
+            "get_caller_identity", Params={}, ExpiresIn=PRESIGN_EXPIRES, HttpMethod="GET")
+    finally:
+        events.unregister("before-sign.sts.GetCallerIdentity", unique_id=handler_id)
+
+
+def make_eks_token(sts_client: Any, cluster_name: str) -> str:
+    url = presigned_caller_identity_url(sts_client, cluster_name)
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+class EksTokenSource:
+    """Makes a token for one cluster and renews it before it expires. Thread-safe; repr shows no token."""
+
+    def __init__(self, cluster_name: str, sts_factory: Callable[[], Any],
+                 monotonic: Callable[[], float] = time.monotonic, refresh_after: float = TOKEN_REFRESH_AFTER) -> None:
+        self.cluster_name = cluster_name
+        self._sts_factory = sts_factory
+        self._monotonic = monotonic
+        self._refresh_after = refresh_after
+        self._token: str | None = None
+        self._made_at = 0.0
+        self._lock = threading.Lock()
+        self.renewals = 0
+
+    def __repr__(self) -> str:
+        return f"EksTokenSource(cluster={self.cluster_name!r}, token=<hidden>)"
+
+    def token(self) -> str:
+        with self._lock:
+            now = self._monotonic()
+            if self._token is None or now - self._made_at >= self._refresh_after:
+                self._token = make_eks_token(self._sts_factory(), self.cluster_name)
+                self._made_at = now
+                self.renewals += 1
+                log.debug("eks_token_made", cluster=self.cluster_name, renewals=self.renewals,
+                          valid_seconds=int(TOKEN_LIFETIME))
+            return self._token
+
+    def hook(self, configuration: Any) -> None:
+        """For ``Configuration.refresh_api_key_hook``: called by the client before every request."""
+        configuration.api_key["authorization"] = self.token()
+
+
+def token_configuration(host: str, token_source: EksTokenSource, ca_pem: str | None = None):
+    """A client ``Configuration`` for an API server that takes EKS bearer tokens."""
+    from kubernetes import client as k8s
+
+    configuration = k8s.Configuration(host=host)
+    configuration.api_key_prefix["authorization"] = "Bearer"
+    # The client only asks the hook when a key is present, so the first token is made now.
+    token_source.hook(configuration)
+    configuration.refresh_api_key_hook = token_source.hook
+    if ca_pem:
+        configuration.ca_cert_data = ca_pem  # in memory: no temporary file to clean up
+    configuration.retries = 1
+    return configuration
+
+
+# -- clusters ----------------------------------------------------------------------------------------
+@dataclass
+class Kube:
+    """One cluster's API client with a label that every error message carries."""
+
+    api_client: Any
+    label: str
+    eks_endpoint: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Kube({self.label!r})"
+
+    @property
+    def core(self):
+        from kubernetes import client as k8s
+
+        return k8s.CoreV1Api(self.api_client)
+
+    @property
+    def apps(self):
+        from kubernetes import client as k8s
+
+        return k8s.AppsV1Api(self.api_client)
+
+    @property
+    def networking(self):
+        from kubernetes import client as k8s
+
+        return k8s.NetworkingV1Api(self.api_client)
+
+    @property
+    def custom(self):
+        from kubernetes import client as k8s
+
+        return k8s.CustomObjectsApi(self.api_client)
+
+    @contextlib.contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """Turn client and network errors into ClusterAccessError naming the cluster (and no secrets)."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException, OpenApiException
+
+        try:
+            yield
+        except BlueGreenError:
+            raise
+        except ApiException as error:
+            reason = _api_reason(error)
+            hint = None
+            if error.status in (401, 403):
+                hint = "check that your identity is mapped in the cluster (EKS access entries or aws-auth)"
+            raise ClusterAccessError(f"{what} on the {self.label} failed: HTTP {error.status} {reason}",
+                                     hint=hint) from None
+        except OpenApiException as error:
+            raise ClusterAccessError(f"{what} on the {self.label} failed: {type(error).__name__}") from None
+        except (OSError, urllib3.exceptions.HTTPError) as error:  # the cluster cannot be reached
+            raise ClusterAccessError(
+                f"cannot reach the {self.label} ({what}): {_network_reason(error)}",
+                hint="check the endpoint, your network path to it (VPN, private endpoint) and its certificate",
+            ) from None
+        except ValueError as error:  # an answer the client could not read (pydantic validation, JSON)
+            raise ClusterAccessError(f"{what} on the {self.label}: unexpected answer ({type(error).__name__})",
+                                     hint="is this a Kubernetes API server of a supported version?") from None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.api_client.close()
+
+
+def _api_reason(error: Any) -> str:
+    import json
+
+    message = ""
+    body = getattr(error, "body", None)
+    if body:
+        with contextlib.suppress(Exception):
+            message = json.loads(body).get("message", "")
+    return shorten(f"{error.reason or ''} {message}".strip(), 200)
+
+
+def _network_reason(error: Exception) -> str:
+    # urllib3's MaxRetryError carries the URL and the cause; neither holds a header value.
+    cause = getattr(error, "reason", None) or error
+    return shorten(f"{type(cause).__name__}: {cause}", 200)
+
+
+def connect(access: ClusterAccess, aws: AwsConfig, *, label: str,
+            eks_client: Any = None, sts_factory: Callable[[], Any] | None = None,
+            monotonic: Callable[[], float] = time.monotonic) -> Kube:
+    """A client for one cluster. With a kubeconfig it is used as is; with only ``eks``, the endpoint and CA
+    come from DescribeCluster and the token from STS."""
+    if access.kubeconfig:
+        return Kube(_from_kubeconfig(access, label), label)
+    return _from_eks(access, aws, label=label, eks_client=eks_client, sts_factory=sts_factory, monotonic=monotonic)
+
+
+def _from_kubeconfig(access: ClusterAccess, label: str):
+    import os
+
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
+    path = os.path.expanduser(access.kubeconfig or "")
+    if not os.path.exists(path):
+        raise ConfigError(f"the kubeconfig of the {label} does not exist: {path}",
+                          hint="fix `clusters.<side>.kubeconfig`")
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(config_file=path, context=access.context,
+                                    client_configuration=configuration, persist_config=False)
+    except ConfigException as error:
+        raise ConfigError(f"cannot use context {access.context!r} of {path} for the {label}: "
+                          f"{shorten(str(error), 200)}",
+                          hint="check `clusters.<side>.context` (kubectl config get-contexts)") from None
+    configuration.retries = 1
+    return k8s.ApiClient(configuration)
+
+
+def _from_eks(access: ClusterAccess, aws: AwsConfig, *, label: str, eks_client: Any,
+              sts_factory: Callable[[], Any] | None, monotonic: Callable[[], float]) -> Kube:
+    from dataclasses import replace
+
+    from kubernetes import client as k8s
+
+    from bluegreen.adapters import aws as aws_clients
+
+    name = access.eks or ""
+    aws_for = replace(aws, region=access.region or aws.region)
+    eks = eks_client or aws_clients.client(aws_for, "eks")
+    description = describe_cluster_for_access(eks, name, label)
+    endpoint = description.get("endpoint")
+    ca_data = (description.get("certificateAuthority") or {}).get("data")
+    if description.get("status") != "ACTIVE" or not endpoint:
+        raise ClusterAccessError(f"the {label} is {description.get('status', 'not ready')}, not ACTIVE: "
+                                 "its API cannot be used yet",
+                                 hint="wait for it (bluegreen provision waits for you)")
+    ca_pem = None
+    if ca_data:
+        try:
+            ca_pem = base64.b64decode(ca_data).decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            ca_pem = None  # an emulator's placeholder: let TLS verification speak for itself
+    source = EksTokenSource(name, sts_factory or (lambda: aws_clients.client(aws_for, "sts")), monotonic=monotonic)
+    configuration = token_configuration(endpoint, source, ca_pem if ca_pem and "BEGIN" in ca_pem else None)
+    return Kube(k8s.ApiClient(configuration), label, eks_endpoint=endpoint)
+
+
+def describe_cluster_for_access(eks: Any, name: str, label: str) -> dict:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return eks.describe_cluster(name=name)["cluster"]
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            raise ClusterAccessError(f"the {label} does not exist in EKS",
+                                     hint="check `clusters.<side>.eks` and `aws.region`") from None
+        raise ClusterAccessError(f"cannot describe the {label} in EKS: {code} "
+                                 f"{shorten(error.response.get('Error', {}).get('Message', ''), 200)}") from None
+    except BotoCoreError as error:
+        raise ClusterAccessError(f"cannot reach EKS for the {label}: {shorten(str(error), 200)}") from None

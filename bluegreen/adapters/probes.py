@@ -1,0 +1,378 @@
+"""HTTP probes as a :class:`~bluegreen.core.ports.Prober`: what an engineer does with ``curl`` in a loop, measured.
+
+How a probe behaves, and why:
+- Every probe fires on a fixed schedule (one request per ``interval``) into a thread pool, so a slow answer
+  does not lower the request rate: up to ``ceil(timeout / interval) + 1`` requests of a probe are in flight.
+  When that many are still waiting, the tick is skipped (and counted) instead of queueing without limit.
+- With ``nameserver`` the URL's host is resolved through that DNS server for every request, as a shell loop
+  of ``curl`` processes would (each process resolves afresh). This is what makes the share of answers per
+  cluster follow the Route 53 weights. Connections are still reused, one pool per resolved address.
+- With ``connect_to`` (like ``curl --connect-to``) the probe dials that address instead, keeping the URL's
+  Host header and TLS server name, e.g. to reach the green cluster before it takes any public traffic.
+- Both are done in a requests ``HTTPAdapter`` that swaps the address of the connection pool: nothing global
+  (no patched ``socket.getaddrinfo``), so other threads and libraries resolve as usual.
+- Samples go into a bounded buffer that :meth:`HttpProber.drain` empties: a day-long run keeps at most
+  ``buffer_size`` samples waiting, and counts what it had to drop.
+- Request headers (which may carry tokens) and URLs (whose query may too) never appear in errors or logs.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import math
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import requests
+from requests.adapters import HTTPAdapter
+
+from bluegreen.config import ProbeConfig, parse_host_port
+from bluegreen.core.clock import Clock, SystemClock
+from bluegreen.core.verdict import Sample
+
+DEFAULT_BUFFER_SIZE = 100_000
+MAX_IN_FLIGHT_PER_PROBE = 64  # a 1 ms interval with a 2 s timeout would otherwise ask for 2,001 threads
+USER_AGENT = "bluegreen-probe/0.1"
+
+
+class ProbeError(Exception):
+    """A failure before any HTTP answer (DNS); its message is already short and free of secrets."""
+
+
+# -- DNS -------------------------------------------------------------------------------------------------
+class DnsResolver:
+    """Resolves A records through one DNS server (not the system resolver): UDP, then TCP if truncated."""
+
+    def __init__(self, nameserver: str) -> None:
+        host, self.port = parse_host_port(nameserver, "nameserver", default_port=53)
+        # dnspython wants an address; a name for the server itself is resolved once, by the system.
+        if not _is_ip(host):
+            import socket
+
+            host = socket.getaddrinfo(host, self.port, type=socket.SOCK_DGRAM)[0][4][0]
+        self.address = host
+
+    def resolve(self, name: str, timeout: float) -> str:
+        """The first A value the server answers for ``name`` (what curl would connect to)."""
+        deadline = time.monotonic() + timeout
+        query = dns.message.make_query(name, dns.rdatatype.A)
+        try:
+            answer = dns.query.udp(query, self.address, timeout=timeout, port=self.port, ignore_unexpected=True)
+            if answer.flags & dns.flags.TC:
+                answer = dns.query.tcp(query, self.address, timeout=max(0.001, deadline - time.monotonic()),
+                                       port=self.port)
+        except dns.exception.Timeout:
+            raise ProbeError(f"dns timeout resolving {name}") from None
+        except (OSError, dns.exception.DNSException) as error:
+            raise ProbeError(f"dns error resolving {name}: {type(error).__name__}") from None
+        rcode = answer.rcode()
+        if rcode == dns.rcode.NXDOMAIN:
+            raise ProbeError(f"dns: {name} does not exist (NXDOMAIN)")
+        if rcode != dns.rcode.NOERROR:
+            raise ProbeError(f"dns: {dns.rcode.to_text(rcode)} for {name}")
+        for rrset in answer.answer:
+            if rrset.rdtype == dns.rdatatype.A and len(rrset):
+                return rrset[0].address
+        raise ProbeError(f"dns: no A record for {name}")
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+# -- dialing a chosen address ------------------------------------------------------------------------------
+class DialAdapter(HTTPAdapter):
+    """Sends a request to the address in ``request.dial_to`` (host, port) when set.
+
+    The connection pool is keyed by that address, so connections are reused per resolved IP, while the TLS
+    server name (SNI) and the certificate check use the URL's host name, as ``curl --connect-to`` does. The
+    Host header is set by the prober on the request itself.
+    """
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        dial_to = getattr(request, "dial_to", None)
+        if dial_to is not None:
+            if host_params["scheme"] == "https":
+                pool_kwargs["server_hostname"] = host_params["host"]
+                if verify is not False:
+                    pool_kwargs["assert_hostname"] = host_params["host"]
+            host_params["host"], host_params["port"] = dial_to
+        return host_params, pool_kwargs
+
+
+# -- one probe -------------------------------------------------------------------------------------------
+class ProbeRunner:
+    """Everything one probe needs per request, prepared once: the session, the request, the compiled pattern."""
+
+    def __init__(self, probe: ProbeConfig, *, clock: Clock | None = None, pool_size: int = 1) -> None:
+        self.probe = probe
+        self.name = probe.name
+        self.clock = clock or SystemClock()
+        self.timeout = probe.timeout
+        self.expect_status = frozenset(probe.expect_status)
+        self.body_contains = probe.body_contains
+        self.cluster_header = probe.cluster_header
+        self.pattern = re.compile(probe.cluster_pattern) if probe.cluster_pattern else None
+        self.pattern_group: str | int = "cluster" if self.pattern and "cluster" in self.pattern.groupindex else 1
+        # Only HEAD has no body worth reading; every other method may need it for the pattern or contains.
+        self.read_body = probe.method != "HEAD" and (self.pattern is not None or self.body_contains is not None)
+
+        url = urlsplit(probe.url)
+        self.host = url.hostname or ""
+        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.resolver = DnsResolver(probe.nameserver) if probe.nameserver else None
+        self.connect_to = parse_host_port(probe.connect_to, "connect_to") if probe.connect_to else None
+
+        self.session = requests.Session()
+        # Like curl: no proxies, .netrc or CA bundle from the environment (and no per-request lookups of
+        # them), and no cookies carried from one request to the next (a sticky-session cookie would pin us).
+        self.session.trust_env = False
+        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        adapter = DialAdapter(pool_connections=8, pool_maxsize=max(1, pool_size))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        headers = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"}
+        headers.update(probe.headers)
+        if self.resolver or self.connect_to:
+            # The pool dials an address; the server must still see the name it serves.
+            headers.setdefault("Host", url.netloc.rpartition("@")[2])
+        self.template = self.session.prepare_request(requests.Request(probe.method, probe.url, headers=headers))
+
+    def run_once(self) -> Sample:
+        started = time.perf_counter()
+        status: int | None = None
+        cluster: str | None = None
+        error: str | None = None
+        ok = False
+        try:
+            request = self.template.copy()
+            if self.resolver is not None:
+                request.dial_to = (self.resolver.resolve(self.host, self.timeout), self.port)
+            elif self.connect_to is not None:
+                request.dial_to = self.connect_to
+            remaining = max(0.001, self.timeout - (time.perf_counter() - started))
+            response = self.session.send(request, timeout=remaining, allow_redirects=False,
+                                         verify=self.probe.verify_tls)
+            status = response.status_code
+            body = response.content.decode("utf-8", "replace") if self.read_body else ""
+            if self.cluster_header:
+                cluster = response.headers.get(self.cluster_header)
+            if self.pattern is not None:
+                match = self.pattern.search(body)
+                if match:
+                    cluster = match.group(self.pattern_group)
+            ok = status in self.expect_status and (self.body_contains is None or self.body_contains in body)
+            if not ok:
+                error = (f"HTTP {status}" if status not in self.expect_status
+                         else "body does not contain the expected text")
+        except ProbeError as failure:
+            error = str(failure)
+        except requests.RequestException as failure:
+            error = describe_failure(failure)
+        latency = time.perf_counter() - started
+        if ok and latency > self.timeout:
+            # Each socket operation has the timeout; the whole answer must fit in it too (curl --max-time).
+            ok, error = False, f"timeout: answered after {latency:.2f}s"
+        return Sample(probe=self.name, at=self.clock.monotonic(), ok=ok, latency=latency, status=status,
+                      cluster=cluster or None, error=error)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def describe_failure(error: BaseException) -> str:
+    """A short reason, free of URLs and headers (urllib3 messages include the URL with its query)."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return "timeout: no connection"
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return "timeout: no answer"
+    if isinstance(error, requests.exceptions.SSLError):
+        return "tls error"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        for cause in _causes(error):
+            if isinstance(cause, ConnectionRefusedError):
+                return "connection refused"
+            if isinstance(cause, ConnectionResetError):
+                return "connection reset"
+            if isinstance(cause, TimeoutError):
+                return "timeout: no connection"
+            if type(cause).__name__ in ("RemoteDisconnected", "IncompleteRead"):
+                return "connection closed by the server"
+            if isinstance(cause, OSError) and cause.errno is not None:
+                return f"connection error: {cause.strerror or cause.errno}"
+        return "connection error"
+    return f"request error: {type(error).__name__}"
+
+
+def _causes(error: BaseException):
+    """The chain below a requests error: urllib3 keeps the socket error in ``reason`` or in ``args``."""
+    seen: set[int] = set()
+    todo: list[Any] = [error]
+    while todo and len(seen) < 16:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__, *item.args])
+
+
+def probe_once(probe: ProbeConfig) -> Sample:
+    """One request, as the prober would send it; for tests, benchmarks and the ``check`` command."""
+    runner = ProbeRunner(probe)
+    try:
+        return runner.run_once()
+    finally:
+        runner.close()
+
+
+def in_flight_limit(probe: ProbeConfig) -> int:
+    return max(1, min(MAX_IN_FLIGHT_PER_PROBE, math.ceil(probe.timeout / probe.interval) + 1))
+
+
+# -- the buffer ------------------------------------------------------------------------------------------
+class SampleBuffer:
+    """Thread-safe and bounded: when nobody drains for a long time the oldest samples go, and are counted."""
+
+    def __init__(self, capacity: int = DEFAULT_BUFFER_SIZE) -> None:
+        self._samples: collections.deque[Sample] = collections.deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def add(self, sample: Sample) -> None:
+        with self._lock:
+            if len(self._samples) == self._samples.maxlen:
+                self.dropped += 1
+            self._samples.append(sample)
+
+    def drain(self) -> list[Sample]:
+        with self._lock:
+            samples = list(self._samples)
+            self._samples.clear()
+        return samples
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+
+# -- the prober ------------------------------------------------------------------------------------------
+class HttpProber:
+    """Runs every probe on its schedule between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, probes: Sequence[ProbeConfig], *, clock: Clock | None = None,
+                 buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        self._probes = tuple(probes)
+        self._clock = clock or SystemClock()
+        self._buffer = SampleBuffer(buffer_size)
+        self._limits = [in_flight_limit(p) for p in self._probes]
+        self._runners: list[ProbeRunner] = []
+        self._in_flight = [0] * len(self._probes)
+        self._counts_lock = threading.Lock()
+        self._sent = [0] * len(self._probes)
+        self._skipped = [0] * len(self._probes)
+        self._stop = threading.Event()
+        self._scheduler: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def names(self) -> Sequence[str]:
+        return tuple(p.name for p in self._probes)
+
+    def start(self) -> None:
+        if self._scheduler is not None:
+            raise RuntimeError("the prober was already started")
+        if not self._probes:
+            self._scheduler = threading.Thread(target=lambda: None)  # nothing to run; keep stop() simple
+            return
+        self._runners = [ProbeRunner(p, clock=self._clock, pool_size=limit)
+                         for p, limit in zip(self._probes, self._limits)]
+        self._pool = ThreadPoolExecutor(max_workers=sum(self._limits), thread_name_prefix="bluegreen-probe")
+        self._scheduler = threading.Thread(target=self._schedule, name="bluegreen-probe-scheduler", daemon=True)
+        self._scheduler.start()
+
+    def drain(self) -> list[Sample]:
+        return self._buffer.drain()
+
+    def stop(self) -> None:
+        """Stops firing, waits for requests in flight (each bounded by its timeout), closes connections."""
+        self._stop.set()
+        if self._scheduler is not None and self._scheduler.ident is not None:
+            self._scheduler.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        for runner in self._runners:
+            runner.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Requests sent and ticks skipped per probe (too many in flight), and samples dropped (buffer full)."""
+        with self._counts_lock:
+            return {
+                "sent": dict(zip(self.names, self._sent)),
+                "skipped": dict(zip(self.names, self._skipped)),
+                "dropped": self._buffer.dropped,
+                "buffered": len(self._buffer),
+            }
+
+    def _schedule(self) -> None:
+        now = time.monotonic()
+        # (when, index): every probe fires at once, then every ``interval`` after its previous tick.
+        due = [(now, index) for index in range(len(self._probes))]
+        heapq.heapify(due)
+        while not self._stop.is_set():
+            when, index = due[0]
+            wait = when - time.monotonic()
+            if wait > 0:
+                self._stop.wait(wait)
+                continue
+            self._fire(index)
+            interval = self._probes[index].interval
+            following = when + interval
+            now = time.monotonic()
+            if following < now - interval:
+                # We fell behind (a paused process, a busy CPU): do not burst to catch up.
+                following = now + interval
+            heapq.heapreplace(due, (following, index))
+
+    def _fire(self, index: int) -> None:
+        with self._counts_lock:
+            if self._in_flight[index] >= self._limits[index]:
+                self._skipped[index] += 1
+                return
+            self._in_flight[index] += 1
+            self._sent[index] += 1
+        try:
+            self._pool.submit(self._run, index)
+        except RuntimeError:  # the pool shut down between the stop flag and this submit
+            with self._counts_lock:
+                self._in_flight[index] -= 1
+
+    def _run(self, index: int) -> None:
+        try:
+            sample = self._runners[index].run_once()
+        except Exception as error:  # noqa: BLE001 - a probe bug must become a failed sample, not a dead thread
+            sample = Sample(probe=self._probes[index].name, at=self._clock.monotonic(), ok=False, latency=0.0,
+                            error=f"probe error: {type(error).__name__}")
+        finally:
+            with self._counts_lock:
+                self._in_flight[index] -= 1
+        self._buffer.add(sample)

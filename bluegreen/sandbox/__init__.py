@@ -1,0 +1,17 @@
+"""The embedded sandbox: Route 53 (moto), a weighted DNS server and two clusters' backends, on loopback.
+
+Installed with the ``sandbox`` extra. Used by ``bluegreen demo``, by the end-to-end tests and by
+benchmarks; ``python -m bluegreen.sandbox`` runs it in the foreground.
+"""
+
+from bluegreen.sandbox.backends import Backend, ClusterBackend
+from bluegreen.sandbox.dns_server import WeightedDnsServer
+from bluegreen.sandbox.faults import ThrottlingProxy
+from bluegreen.sandbox.moto_server import MotoServer
+from bluegreen.sandbox.stack import CLUSTER_PATTERN, Sandbox
+from bluegreen.sandbox.zone import seed_zone, set_weights
+
+__all__ = [
+    "Backend", "ClusterBackend", "CLUSTER_PATTERN", "MotoServer", "Sandbox", "ThrottlingProxy",
+    "WeightedDnsServer", "seed_zone", "set_weights",
+]

@@ -1,0 +1,250 @@
+"""A DNS server that answers from the moto hosted zone the way Route 53 answers weighted records.
+
+For a weighted group (same name and type) each answer is one record set, picked at random in proportion
+to its weight; a group whose weights are all zero is answered as an equal split, as Route 53 does. The
+answer carries that record set's values and TTL. Other records are answered as they are; names the zone
+does not hold get NXDOMAIN.
+
+The zone is read from moto by a background thread every ``refresh_interval`` (and on ``refresh()``), so a
+query costs a dictionary lookup and a random pick, not an API call.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socketserver
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from dnslib import QTYPE, RCODE, RR, DNSHeader, DNSRecord
+from dnslib.server import DNSHandler, DNSServer
+
+from bluegreen.sandbox.moto_server import sandbox_client
+from bluegreen.sandbox.zone import list_record_sets
+
+log = logging.getLogger("bluegreen.sandbox.dns")
+
+
+@dataclass(frozen=True)
+class _RecordSet:
+    set_id: str | None
+    weight: int | None
+    ttl: int
+    answers: tuple  # dnslib RRs, built once per refresh
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Every record set of one name and type; ``cum_weights`` is None for a plain (non-weighted) record."""
+
+    sets: tuple[_RecordSet, ...]
+    cum_weights: tuple[int, ...] | None
+
+    def pick(self, rng: random.Random) -> _RecordSet:
+        if self.cum_weights is None or len(self.sets) == 1:
+            return self.sets[0]
+        if self.cum_weights[-1] == 0:
+            return rng.choice(self.sets)  # all zero: Route 53 answers with every record set equally often
+        return rng.choices(self.sets, cum_weights=self.cum_weights)[0]
+
+
+class _Resolver:
+    def __init__(self) -> None:
+        # ((name, type) -> group, every name): replaced whole on refresh, so a query sees one version.
+        self.snapshot: tuple[dict[tuple[str, str], _Group], frozenset[str]] = ({}, frozenset())
+        self.queries = 0
+        self._rng = random.Random()
+
+    def resolve(self, request, handler):
+        self.queries += 1
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".").lower()
+        qtype = QTYPE.get(request.q.qtype)
+        groups, names = self.snapshot
+        if name not in names:
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        # Follow CNAMEs inside the zone, as an authoritative server does for its own names.
+        for _ in range(8):
+            group = groups.get((name, qtype))
+            if group is not None:
+                for rr in group.pick(self._rng).answers:
+                    reply.add_answer(rr)
+                break
+            alias = groups.get((name, "CNAME"))
+            if alias is None or qtype == "CNAME":
+                break
+            chosen = alias.pick(self._rng)
+            for rr in chosen.answers:
+                reply.add_answer(rr)
+            name = str(chosen.answers[0].rdata.label).rstrip(".").lower() if chosen.answers else ""
+            if name not in names:
+                break
+        return reply
+
+
+def build_groups(record_sets: list[dict]) -> dict[tuple[str, str], _Group]:
+    """The zone listing, turned into ready-to-send answers per (name, type)."""
+    collected: dict[tuple[str, str], list[_RecordSet]] = {}
+    for rrset in record_sets:
+        if "AliasTarget" in rrset or not rrset.get("ResourceRecords"):
+            continue  # the sandbox has no load balancers to alias to
+        name = rrset["Name"].rstrip(".").lower()
+        rtype = rrset["Type"]
+        ttl = int(rrset.get("TTL", 300))
+        answers = []
+        for value in rrset["ResourceRecords"]:
+            try:
+                answers.extend(RR.fromZone(f"{name}. {ttl} IN {rtype} {value['Value']}"))
+            except Exception:  # noqa: BLE001 - a record dnslib cannot encode is left out, not fatal
+                log.debug("cannot encode %s %s record", name, rtype)
+        collected.setdefault((name, rtype), []).append(
+            _RecordSet(rrset.get("SetIdentifier"), rrset.get("Weight"), ttl, tuple(answers)))
+    groups = {}
+    for key, sets in collected.items():
+        weighted = all(s.weight is not None for s in sets)
+        cum, total = [], 0
+        for s in sets:
+            total += s.weight or 0
+            cum.append(total)
+        groups[key] = _Group(tuple(sets), tuple(cum) if weighted else None)
+    return groups
+
+
+class _QuietLogger:
+    """dnslib logs every query to stdout by default; the sandbox answers thousands per second."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+class _Handler(DNSHandler):
+    udplen = 512  # the classic UDP limit without EDNS: bigger answers are truncated, clients retry over TCP
+
+    def get_reply(self, data: bytes) -> bytes:
+        request = DNSRecord.parse(data)
+        reply = self.server.resolver.resolve(request, self)
+        packed = reply.pack()
+        if self.protocol == "udp" and len(packed) > self.udplen:
+            # dnslib's own truncate() drops the question too, and resolvers (dnspython) reject an answer
+            # that does not repeat the question: keep it, drop the records, set TC.
+            truncated = DNSRecord(DNSHeader(id=reply.header.id, bitmap=reply.header.bitmap), q=reply.q)
+            truncated.header.tc = 1
+            packed = truncated.pack()
+        return packed
+
+
+class _UdpServer(socketserver.UDPServer):
+    # One thread answers every UDP query: answers come from memory, and a thread per query would cost more.
+    allow_reuse_address = False
+
+
+class _TcpServer(socketserver.ThreadingTCPServer):
+    daemon_threads = False
+    block_on_close = True  # server_close() joins the handler threads
+    allow_reuse_address = True
+
+    def get_request(self):
+        connection, address = super().get_request()
+        connection.settimeout(5.0)  # a client that connects and says nothing must not hold a thread forever
+        return connection, address
+
+
+class WeightedDnsServer:
+    """UDP and TCP on 127.0.0.1, on one free port."""
+
+    def __init__(self, endpoint_url: str, zone_id: str, *, host: str = "127.0.0.1",
+                 refresh_interval: float = 0.2) -> None:
+        self.endpoint_url = endpoint_url
+        self.zone_id = zone_id
+        self.host = host
+        self.refresh_interval = refresh_interval
+        self.port: int | None = None
+        self._resolver = _Resolver()
+        self._client: Any = None
+        self._servers: list[Any] = []
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._refresh_lock = threading.Lock()
+        self._last_listing: Any = None
+        self.refresh_errors = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def queries(self) -> int:
+        return self._resolver.queries
+
+    def start(self) -> "WeightedDnsServer":
+        self._client = sandbox_client(self.endpoint_url)
+        self.refresh()
+        udp, tcp = self._bind()
+        self._servers = [udp, tcp]
+        self._stop.clear()
+        for server, label in ((udp, "udp"), (tcp, "tcp")):
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                      name=f"sandbox-dns-{label}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        refresher = threading.Thread(target=self._refresh_loop, name="sandbox-dns-refresh", daemon=True)
+        refresher.start()
+        self._threads.append(refresher)
+        return self
+
+    def _bind(self):
+        last_error: OSError | None = None
+        for _ in range(20):
+            udp = DNSServer(self._resolver, address=self.host, port=0, logger=_QuietLogger(), handler=_Handler,
+                            server=_UdpServer).server
+            port = udp.server_address[1]
+            try:
+                tcp = DNSServer(self._resolver, address=self.host, port=port, tcp=True, logger=_QuietLogger(),
+                                handler=_Handler, server=_TcpServer).server
+            except OSError as error:
+                last_error = error
+                udp.server_close()
+                continue
+            self.port = port
+            return udp, tcp
+        raise OSError(f"no port free for both UDP and TCP on {self.host}: {last_error}")
+
+    def refresh(self) -> None:
+        """Read the zone from moto now (the background thread does it every ``refresh_interval``)."""
+        with self._refresh_lock:
+            listing = list_record_sets(self._client, self.zone_id)
+            if listing == self._last_listing:
+                return
+            groups = build_groups(listing)
+            self._resolver.snapshot = (groups, frozenset(name for name, _ in groups))
+            self._last_listing = listing
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.refresh_interval):
+            try:
+                self.refresh()
+            except Exception as error:  # noqa: BLE001 - keep answering from the last snapshot
+                self.refresh_errors += 1
+                log.debug("zone refresh failed: %s", type(error).__name__)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for server in self._servers:
+            server.shutdown()
+        for thread in self._threads:
+            thread.join()
+        for server in self._servers:
+            server.server_close()
+        self._servers, self._threads = [], []
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> "WeightedDnsServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,173 @@
+"""The whole sandbox in one context manager: Route 53 (moto), a DNS server answering from it, and the two
+clusters' backends, all on loopback, all on ports picked at start."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from bluegreen.sandbox.backends import Backend, ClusterBackend
+from bluegreen.sandbox.dns_server import WeightedDnsServer
+from bluegreen.sandbox.moto_server import FAKE_REGION, MotoServer, fake_aws_environ, sandbox_client
+from bluegreen.sandbox.zone import (DEFAULT_BLUE_ID, DEFAULT_GREEN_ID, delete_zone, list_record_sets, seed_zone,
+                                    set_weights)
+
+CLUSTER_PATTERN = r"<span>CLUSTER_NAME</span><span>(?P<cluster>[^<]+)</span>"
+
+
+class Sandbox:
+    """``with Sandbox(records=[...], ttl=1) as sb:`` runs everything until the block ends."""
+
+    def __init__(self, records: Iterable[str] = ("burnham.example.com",), *, zone: str = "example.com",
+                 ttl: int = 60, weights: Sequence[int] = (100, 0), blue_id: str = DEFAULT_BLUE_ID,
+                 green_id: str = DEFAULT_GREEN_ID, dns_refresh_interval: float = 0.2) -> None:
+        self.records = [r.rstrip(".").lower() for r in records]
+        self.zone = zone.rstrip(".").lower()
+        self.ttl = ttl
+        self.initial_weights = tuple(weights)
+        self.blue_id = blue_id
+        self.green_id = green_id
+        self.moto = MotoServer()
+        self.backends = ClusterBackend()
+        self.dns: WeightedDnsServer | None = None
+        self.zone_id: str | None = None
+        self._dns_refresh_interval = dns_refresh_interval
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> "Sandbox":
+        try:
+            self.moto.start()
+            self.zone_id = seed_zone(self.endpoint_url, self.zone, self.records, blue_id=self.blue_id,
+                                     green_id=self.green_id, blue_ip=self.blue.host, green_ip=self.green.host,
+                                     ttl=self.ttl, weights=self.initial_weights)
+            self.dns = WeightedDnsServer(self.endpoint_url, self.zone_id,
+                                         refresh_interval=self._dns_refresh_interval).start()
+            self.backends.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stops everything it started; nothing keeps running (threads joined, sockets closed)."""
+        self.backends.stop()
+        if self.dns is not None:
+            self.dns.stop()
+            self.dns = None
+        if self.zone_id is not None and self.moto.port is not None:
+            try:
+                # moto keeps its zones in process memory, shared by every moto server in the process.
+                delete_zone(self.endpoint_url, self.zone_id)
+            except Exception:  # noqa: BLE001 - best effort; the server goes next anyway
+                pass
+        self.moto.stop()
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------------------
+    @property
+    def endpoint_url(self) -> str:
+        return self.moto.endpoint_url
+
+    @property
+    def dns_address(self) -> str:
+        return self.dns.address
+
+    @property
+    def http_port(self) -> int:
+        return self.backends.port
+
+    @property
+    def blue(self) -> Backend:
+        return self.backends.blue
+
+    @property
+    def green(self) -> Backend:
+        return self.backends.green
+
+    def url(self, record: str | None = None, path: str = "/") -> str:
+        return f"http://{record or self.records[0]}:{self.http_port}{path}"
+
+    def aws_environ(self) -> dict[str, str]:
+        """Fake credentials and region for code that builds its own boto3 clients (the CLI, in a test)."""
+        return fake_aws_environ()
+
+    # -- acting on it ------------------------------------------------------------------------------------
+    def fail_green(self, mode: str = "error", delay: float = 3.0) -> None:
+        self.green.set_mode(mode, delay)
+
+    def fail_blue(self, mode: str = "error", delay: float = 3.0) -> None:
+        self.blue.set_mode(mode, delay)
+
+    def route53(self) -> Any:
+        """A boto3 Route 53 client for the sandbox's moto (with the fake credentials)."""
+        return sandbox_client(self.endpoint_url)
+
+    def set_weights(self, blue: int, green: int, *, ttl: int | None = None) -> None:
+        """Change the weights directly in moto (behind bluegreen's back), and make the DNS server see it now."""
+        set_weights(self.endpoint_url, self.zone_id, (blue, green), blue_id=self.blue_id, green_id=self.green_id,
+                    ttl=ttl)
+        self.dns.refresh()
+
+    def weights(self) -> dict[str, tuple[int, int]]:
+        """record name -> (blue weight, green weight), as moto has them."""
+        found: dict[str, dict[str, int]] = {}
+        client = self.route53()
+        try:
+            for rrset in list_record_sets(client, self.zone_id):
+                if rrset.get("SetIdentifier") in (self.blue_id, self.green_id):
+                    found.setdefault(rrset["Name"].rstrip(".").lower(), {})[rrset["SetIdentifier"]] = rrset["Weight"]
+        finally:
+            client.close()
+        return {name: (w.get(self.blue_id, 0), w.get(self.green_id, 0)) for name, w in sorted(found.items())}
+
+    def config_dict(self, *, name: str = "burnham", steps: Sequence[int] = (0, 50, 100), bake: Any = "2s",
+                    ttl_margin: Any = "500ms", check_interval: Any = "100ms", probe_interval: Any = "100ms",
+                    probe_timeout: Any = "1s", gates: dict[str, Any] | None = None, endpoint_url: str | None = None,
+                    route_ttl: int | None = None, green_direct: bool = True, **route_extra: Any) -> dict[str, Any]:
+        """A bluegreen config (the keys of bluegreen/config.py) that drives this sandbox.
+
+        ``endpoint_url`` replaces moto's address, e.g. with a :class:`ThrottlingProxy` in front of it.
+        """
+        route: dict[str, Any] = {
+            "driver": "route53",
+            "hosted_zone": self.zone_id,  # the id: other sandboxes in this process may have a zone of that name
+            "records": list(self.records),
+            "blue": self.blue_id,
+            "green": self.green_id,
+        }
+        if route_ttl is not None:
+            route["ttl"] = route_ttl
+        route.update(route_extra)
+        probes = [{
+            "name": "public",
+            "url": self.url(),
+            "nameserver": self.dns_address,
+            "cluster_pattern": CLUSTER_PATTERN,
+            "interval": probe_interval,
+            "timeout": probe_timeout,
+        }]
+        if green_direct:
+            probes.append({
+                "name": "green-direct",
+                "url": self.url(),
+                "connect_to": f"{self.green.host}:{self.http_port}",
+                "cluster_pattern": CLUSTER_PATTERN,
+                "interval": probe_interval,
+                "timeout": probe_timeout,
+            })
+        return {
+            "name": name,
+            "aws": {"region": FAKE_REGION, "endpoint_url": endpoint_url or self.endpoint_url},
+            "route": route,
+            "shift": {"steps": list(steps), "bake": bake, "ttl_margin": ttl_margin,
+                      "check_interval": check_interval},
+            "probes": probes,
+            "gates": dict(gates) if gates is not None else {
+                "min_success_ratio": 0.95, "max_p95_latency": "1s", "min_samples": 5,
+                "max_consecutive_failures": 3,
+            },
+        }
