@@ -7,7 +7,9 @@ green starts answering 500 as soon as it gets traffic, and the automatic rollbac
 
 from __future__ import annotations
 
+import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,8 +29,10 @@ def run_demo(env, *, fail_green: bool = False, output: str = "text", log_format:
             env.print(text)
 
     say("starting the sandbox: moto (Route 53), a DNS server and two clusters' backends on loopback ...")
-    with Sandbox(records=DEMO_RECORDS, ttl=1) as sandbox, tempfile.TemporaryDirectory(prefix="bluegreen-demo-") as tmp:
+    with Sandbox(records=DEMO_RECORDS, ttl=1) as sandbox, _environ(sandbox.aws_environ()), \
+            tempfile.TemporaryDirectory(prefix="bluegreen-demo-") as tmp:
         config = sandbox.config_dict(steps=[0, 10, 50, 100], bake="3s", ttl_margin="500ms")
+        config["state"] = {"path": str(Path(tmp) / "state.db")}  # the demo's journal goes away with it
         path = Path(tmp) / "bluegreen.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         say(f"sandbox: Route 53 at {sandbox.endpoint_url}, DNS at {sandbox.dns_address}, "
@@ -61,3 +65,18 @@ def run_demo(env, *, fail_green: bool = False, output: str = "text", log_format:
         say("the shift failed its gates and traffic went back to blue by itself (exit 3)"
             if shift_code == ExitCode.ROLLED_BACK else f"unexpected: the shift ended with exit {shift_code}")
     return shift_code
+
+
+@contextmanager
+def _environ(values: dict[str, str]):
+    """The sandbox's fake AWS credentials for the CLI's own boto3 clients, for the demo's duration only."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

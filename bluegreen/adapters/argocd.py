@@ -32,6 +32,7 @@ class ClusterSecret:
     namespace: str
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    resource_version: str = ""
 
     def __repr__(self) -> str:
         # Annotation values may be sensitive (the pattern puts a password hash there): keys only.
@@ -68,7 +69,8 @@ def _scrub_secret(raw: dict) -> ClusterSecret:
     meta = raw.get("metadata") or {}
     annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items() if k not in _DROPPED_ANNOTATIONS}
     return ClusterSecret(name=meta.get("name", ""), namespace=meta.get("namespace", ""),
-                         labels={k: str(v) for k, v in (meta.get("labels") or {}).items()}, annotations=annotations)
+                         labels={k: str(v) for k, v in (meta.get("labels") or {}).items()}, annotations=annotations,
+                         resource_version=str(meta.get("resourceVersion") or ""))
 
 
 def _raw_json(response: Any) -> Any:
@@ -182,17 +184,32 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
-def get_object_annotations(kube: Kube, kind: str, namespace: str, name: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class ObjectMeta:
+    """What the weight drivers need of an Ingress or Service: its annotations and resourceVersion."""
+
+    annotations: Mapping[str, str]
+    resource_version: str = ""
+
+    def __repr__(self) -> str:
+        return f"ObjectMeta(annotations={sorted(self.annotations)}, resource_version={self.resource_version!r})"
+
+
+def _meta_of(obj: Any) -> ObjectMeta:
+    return ObjectMeta(dict(obj.metadata.annotations or {}), str(obj.metadata.resource_version or ""))
+
+
+def read_object_meta(kube: Kube, kind: str, namespace: str, name: str) -> ObjectMeta:
     kind = _check_kind(kind)
     with kube.guard(f"reading {kind} {namespace}/{name}"):
         obj = (kube.networking.read_namespaced_ingress(name, namespace) if kind == "ingress"
                else kube.core.read_namespaced_service(name, namespace))
-    return dict(obj.metadata.annotations or {})
+    return _meta_of(obj)
 
 
-def patch_object_annotations(kube: Kube, kind: str, namespace: str, name: str,
-                             annotations: Mapping[str, str | None]) -> dict[str, str]:
-    """Merge-patch annotations (``None`` removes one). Returns the annotations as they are now."""
+def patch_object_meta(kube: Kube, kind: str, namespace: str, name: str,
+                      annotations: Mapping[str, str | None]) -> ObjectMeta:
+    """Merge-patch annotations (``None`` removes one). Returns the object's metadata as it is now."""
     kind = _check_kind(kind)
     patch = {"metadata": {"annotations": dict(annotations)}}
     with kube.guard(f"annotating {kind} {namespace}/{name}"):
@@ -202,4 +219,14 @@ def patch_object_annotations(kube: Kube, kind: str, namespace: str, name: str,
             obj = kube.core.patch_namespaced_service(name, namespace, patch, _content_type=MERGE_PATCH)
     log.info("annotations_patched", cluster=kube.label, object=f"{kind} {namespace}/{name}",
              keys=sorted(annotations))
-    return dict(obj.metadata.annotations or {})
+    return _meta_of(obj)
+
+
+def get_object_annotations(kube: Kube, kind: str, namespace: str, name: str) -> dict[str, str]:
+    return dict(read_object_meta(kube, kind, namespace, name).annotations)
+
+
+def patch_object_annotations(kube: Kube, kind: str, namespace: str, name: str,
+                             annotations: Mapping[str, str | None]) -> dict[str, str]:
+    """Merge-patch annotations (``None`` removes one). Returns the annotations as they are now."""
+    return dict(patch_object_meta(kube, kind, namespace, name, annotations).annotations)

@@ -22,11 +22,11 @@ def session(aws: AwsConfig):
     return _sessions[key]
 
 
-def client(aws: AwsConfig, service: str, *, max_attempts: int = 2, timeout: float = 10.0):
+def client(aws: AwsConfig, service: str, *, total_attempts: int = 3, timeout: float = 10.0):
     from botocore.config import Config as BotoConfig
 
     boto_config = BotoConfig(
-        retries={"max_attempts": max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": total_attempts, "mode": "standard"},
         connect_timeout=timeout,
         read_timeout=timeout,
         user_agent_extra="bluegreen",

@@ -126,7 +126,7 @@ class Route53Router:
             from bluegreen.adapters.aws import client as make_client
 
             # botocore's own retries are off: our policy below is bounded, jittered and logged.
-            client = make_client(aws, "route53", max_attempts=1)
+            client = make_client(aws, "route53", total_attempts=1)
         self.client = client
         # Route 53 counts requests per second: a burst of 5 within one second stays inside the limit.
         self.limiter = RateLimiter(aws.route53_requests_per_second, self.clock, burst=5)

@@ -149,6 +149,7 @@ class ShiftEngine:
             self.emit(Event("nothing_to_do", {"weights": str(plan.start), "skipped": list(plan.skipped)}))
             return result
         self._last_written = plan.start
+        self._unverified_from: SideWeights | None = None
         self._ttl_in_force = plan.original_ttl
         self.emit(Event("shift_started", {
             "target": plan.target, "steps": [s.percent for s in plan.steps], "start": str(plan.start),
@@ -195,6 +196,21 @@ class ShiftEngine:
             raise _Conflict(self._last_written, live)
         return live
 
+    def _ensure_own_or_unchanged(self) -> None:
+        """Before a rollback: the live weights are what we last wrote, or, when that write was not verified,
+        each side still at its old or its new weight. Asynchronous routers (external-dns, ArgoCD) may not
+        have synced a change at all, or one cluster's side but not the other's: that is our own change in
+        flight, not someone else's."""
+        state = self.router.read()
+        if state.weights() == self._last_written:
+            return
+        before = self._unverified_from
+        if before is not None and state.records and all(
+                r.weights.of(side) in (before.of(side), self._last_written.of(side))
+                for r in state.records for side in ("blue", "green")):
+            return
+        raise _Conflict(self._last_written, state.weights())
+
     def _apply(self, weights: SideWeights, *, ttl: int | None, label: str) -> list[str]:
         if self.lock_lost.is_set():
             raise _LockLost()
@@ -204,8 +220,10 @@ class ShiftEngine:
         # From here the records may hold the new weights even if verification fails: remember them so a
         # rollback or a later conflict check compares against what we asked for.
         self._last_written = weights
+        self._unverified_from = before
         submitted = self.clock.monotonic()
         self.router.verify(weights, changes, ttl=ttl)
+        self._unverified_from = None
         self.emit(Event("weights_changed", {
             "step": label, "old": str(before), "new": str(weights), "ttl": ttl, "change_ids": changes,
             "submit_seconds": round(submitted - began, 3),
@@ -292,7 +310,7 @@ class ShiftEngine:
         try:
             if self.lock_lost.is_set():
                 raise _Conflict(self._last_written, None)
-            self._ensure_unchanged()
+            self._ensure_own_or_unchanged()
         except _Conflict as conflict:
             result.outcome = Outcome.CONFLICT
             result.final_weights = conflict.found
