@@ -19,7 +19,7 @@ EXIT_CODES_HELP = """exit codes:
   0  done
   1  unexpected error
   2  bad input or configuration (nothing was changed)
-  3  the shift failed its gates (or verify failed) and traffic was rolled back
+  3  the shift failed its gates and traffic was rolled back, or verify found the cluster not ready
   4  another run holds the lock
   5  aborted: the weights were changed by someone else during the run
 """
@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(default: shift.steps)")
     shift.add_argument("--bake", help="override shift.bake, e.g. 30s")
     shift.add_argument("--dry-run", action="store_true", help="print the plan and its duration; change nothing")
+    shift.add_argument("--skip-verify", action="store_true",
+                       help="do not run `verify` on the target cluster first (logged as such)")
     shift.add_argument("--resume", action="store_true",
                        help="read the live weights, find where they sit in the plan, continue from the next step")
     shift.add_argument("--max-steps", type=_positive_int, metavar="N",
@@ -91,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
                                "last shift, else blue)")
     rollback.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
     rollback.set_defaults(handler=cmd_rollback)
+
+    verify = sub.add_parser("verify", parents=[common],
+                            help="is a cluster ready for traffic? (ArgoCD metadata, applications, workloads)")
+    verify.add_argument("--cluster", choices=("blue", "green"), default="green", help="the cluster to check")
+    verify.set_defaults(handler=cmd_verify)
+
+    provision = sub.add_parser("provision", parents=[common],
+                               help="target, clone (--from) or build (provision.command) a cluster")
+    provision.add_argument("side", nargs="?", default="green", choices=("blue", "green"))
+    provision.add_argument("--from", dest="from_side", choices=("blue", "green"),
+                           help="clone this side's cluster through the EKS API")
+    provision.add_argument("--version", dest="k8s_version", metavar="X.Y", help="Kubernetes version of the clone")
+    provision.add_argument("--allow-skip", action="store_true",
+                           help="allow a jump of more than one minor version from the source")
+    provision.add_argument("--dry-run", action="store_true", help="print what would be created; change nothing")
+    provision.set_defaults(handler=cmd_provision)
 
     history = sub.add_parser("history", parents=[common], help="list the migration's runs, or show one run")
     history.add_argument("run_id", nargs="?", metavar="RUN_ID", help="show this run with every event")
@@ -254,11 +272,20 @@ def cmd_status(args: argparse.Namespace, env: Environment) -> int:
     config = _load(args, env)
     _setup_logging(args, env)
     state = _router(config).read()
+    clusters = None
+    if "clusters" in config.sections:
+        from bluegreen.verify import cluster_summaries
+
+        clusters = cluster_summaries(config)
     if _output(args) == "json":
-        env.print(render.to_json({"name": config.name, **render.live_state_dict(state)}))
+        env.print(render.to_json({"name": config.name, **render.live_state_dict(state),
+                                  **({"clusters": clusters} if clusters is not None else {})}))
     else:
         env.print(f"migration {config.name}")
         env.print(render.live_state_text(state))
+        if clusters is not None:
+            env.print("")
+            env.print(render.clusters_text(clusters))
     return ExitCode.OK
 
 
@@ -288,6 +315,7 @@ def cmd_shift(args: argparse.Namespace, env: Environment) -> int:
                   if _output(args) == "json" else f"outside the time window: {window.reason}; nothing done")
         return ExitCode.OK
     router = _router(config, writes=not args.dry_run)
+    _verify_before_shift(args, config, env)
 
     def plan_from_live():
         live = router.read()
@@ -366,6 +394,52 @@ def cmd_shift(args: argparse.Namespace, env: Environment) -> int:
     data["deferred"] = list(budget.deferred)
     env.print(render.to_json(data) if _output(args) == "json" else render.result_text(data))
     return result.exit_code
+
+
+def _verify_before_shift(args: argparse.Namespace, config, env: Environment) -> None:
+    """With clusters configured, the target must pass `verify` before any weight changes."""
+    if "clusters" not in config.sections:
+        return
+    import structlog
+
+    log = structlog.get_logger("bluegreen")
+    if args.skip_verify:
+        log.warning("verify_skipped", cluster=args.to, reason="--skip-verify")
+        return
+    from bluegreen.errors import ShiftFailed
+    from bluegreen.verify import run_verify
+
+    report = run_verify(config, cluster=args.to)
+    if not report.ready:
+        reasons = "\n  - ".join(report.reasons)
+        raise ShiftFailed(
+            f"{args.to} is not ready for traffic; no weight was changed:\n  - {reasons}",
+            hint=f"fix the reasons above (`bluegreen verify --cluster {args.to}`), or pass --skip-verify",
+        )
+    log.info("verify_passed", cluster=args.to)
+
+
+def cmd_verify(args: argparse.Namespace, env: Environment) -> int:
+    from bluegreen import render
+    from bluegreen.verify import run_verify
+
+    config = _load(args, env)
+    _setup_logging(args, env)
+    report = run_verify(config, cluster=args.cluster)
+    env.print(render.to_json(report.as_dict()) if _output(args) == "json" else report.text())
+    return ExitCode.OK if report.ready else ExitCode.ROLLED_BACK
+
+
+def cmd_provision(args: argparse.Namespace, env: Environment) -> int:
+    from bluegreen import render
+    from bluegreen.provision import Deps, run_provision
+
+    config = _load(args, env)
+    _setup_logging(args, env)
+    report = run_provision(config, args.side, from_side=args.from_side, version=args.k8s_version,
+                           allow_skip=args.allow_skip, dry_run=args.dry_run, deps=Deps(stream=env.stderr))
+    env.print(render.to_json(report.as_dict()) if _output(args) == "json" else report.text())
+    return report.exit_code
 
 
 def cmd_rollback(args: argparse.Namespace, env: Environment) -> int:

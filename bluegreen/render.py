@@ -108,3 +108,16 @@ def result_text(result: dict) -> str:
     if result.get("reason"):
         lines.append(f"reason: {result['reason']}")
     return "\n".join(lines)
+
+
+def clusters_text(clusters: dict) -> str:
+    rows = []
+    for side, info in clusters.items():
+        if info.get("error"):
+            rows.append((side, info.get("name", ""), "", "", f"unreachable: {info['error']}"))
+            continue
+        apps = info.get("applications")
+        health = "" if apps is None else f"{info.get('synced', 0)}/{apps} synced, {info.get('healthy', 0)}/{apps} healthy"
+        rows.append((side, info.get("name", ""), info.get("kubernetes_version", ""),
+                     info.get("route53_weight", ""), health))
+    return table(("CLUSTER", "NAME", "KUBERNETES", "ROUTE53 WEIGHT", "ARGOCD APPLICATIONS"), rows)
