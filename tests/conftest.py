@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import socket
 import uuid
 
 import pytest
@@ -11,21 +10,13 @@ import pytest
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    from moto.server import ThreadedMotoServer
+    """One moto server for the session (tests keep apart by using zones and tables of their own)."""
+    from bluegreen.sandbox.moto_server import MotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with MotoServer() as server:
+        yield server.endpoint_url
 
 
 @pytest.fixture(autouse=True)

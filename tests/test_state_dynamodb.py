@@ -16,7 +16,7 @@ from bluegreen.core.state import Holder, LeaseKeeper, LockLost, last_origin_side
 from bluegreen.errors import ConfigError, ExitCode, LockHeld
 from bluegreen.journal_sink import JournalSink
 from bluegreen.core.ports import Event
-from tests.support.moto_fixtures import fake_aws_env, moto_endpoint  # noqa: F401 - fixture
+from tests.support.moto_fixtures import fake_aws_env
 
 
 @pytest.fixture

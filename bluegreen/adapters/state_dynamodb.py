@@ -83,7 +83,7 @@ class DynamoStateStore(StateStore):
 
         state = state or parse_state_config(config.sections.get("state"))
         aws = replace(config.aws, region=state.region) if state.region else config.aws
-        return cls(client(aws, "dynamodb", max_attempts=3), str(state.table), clock,
+        return cls(client(aws, "dynamodb", total_attempts=4), str(state.table), clock,
                    region=aws.region or "us-east-1")
 
     def __repr__(self) -> str:
@@ -360,7 +360,7 @@ def init_state(config: Any, *, wait: Callable[..., None] | None = None) -> str:
     if state.backend != "dynamodb":
         raise ConfigError("`bluegreen init-state` for DynamoDB needs `state.backend: dynamodb` and `state.table`")
     aws = replace(config.aws, region=state.region) if state.region else config.aws
-    ddb = client(aws, "dynamodb", max_attempts=3)
+    ddb = client(aws, "dynamodb", total_attempts=4)
     table, region = str(state.table), aws.region or "us-east-1"
     try:
         try:
