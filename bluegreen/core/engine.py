@@ -273,7 +273,6 @@ class ShiftEngine:
         windows = {name: SampleWindow() for name in self.prober.names}
         deadline = self.clock.monotonic() + seconds
         next_progress = self.clock.monotonic()
-        verdict = Verdict(outcome=judge({}, self.gates).outcome)
         while True:
             self._check_stop()
             for sample in self.prober.drain():
