@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common],
                           help="the whole cutover against the embedded sandbox (needs the sandbox extra)")
     demo.add_argument("--fail-green", action="store_true", help="make green fail at 10%% to show the rollback")
+    demo.add_argument("--green-missing-addon", action="store_true",
+                      help="green's ArgoCD cluster secret lacks an addon flag: verify fails, shift refuses")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -142,23 +144,25 @@ def _load(args: argparse.Namespace, env: Environment):
 
 
 def _router(config, *, writes: bool = False):
-    """The weight router for ``route.driver``. ``writes``: the command will change weights."""
-    if config.route.driver != "route53":
-        raise ConfigError(f"route.driver {config.route.driver!r} is not available in this build",
-                          hint="use route.driver: route53")
-    from bluegreen.adapters.route53 import Route53Router
+    """The weight router for ``route.driver``. ``writes``: a shift will change weights, so check first
+    that the writes can stick."""
+    from bluegreen.adapters.kube_routers import build_router
 
-    router = Route53Router(config.route, config.aws)
-    if writes:
-        owners = router.external_dns_owners()
-        if owners:
-            listed = ", ".join(f"{name} (owner {owner})" for name, owner in sorted(owners.items()))
-            raise PreflightError(
-                f"external-dns owns {listed}: a weight written into Route 53 directly would be put back on "
-                "its next sync",
-                hint="set route.driver: external-dns (weights on the Ingress/Service annotations), or "
-                     "route.driver: argocd (weights on the ArgoCD cluster secret)",
-            )
+    router = build_router(config)
+    if not writes:
+        return router
+    if config.route.driver != "route53":
+        router.preflight()  # every Ingress/Service or cluster secret exists and names its side
+        return router
+    owners = router.external_dns_owners()
+    if owners:
+        listed = ", ".join(f"{name} (owner {owner})" for name, owner in sorted(owners.items()))
+        raise PreflightError(
+            f"external-dns owns {listed}: a weight written into Route 53 directly would be put back on "
+            "its next sync",
+            hint="set route.driver: external-dns (weights on the Ingress/Service annotations), or "
+                 "route.driver: argocd (weights on the ArgoCD cluster secret)",
+        )
     return router
 
 
@@ -384,7 +388,7 @@ def cmd_shift(args: argparse.Namespace, env: Environment) -> int:
             on_interrupt=OnInterrupt(config.shift.on_interrupt), lock_lost=run.lock_lost,
         )
         with _signals_set(env):
-            result = engine.run(plan)
+            result = engine.run(plan, start_is_fresh=True)
         if budget.deferred and result.outcome.value == "completed":
             result.reason = (f"advanced {len(plan.steps)} step(s) (--max-steps {args.max_steps}); "
                              f"left for later runs: {', '.join(f'{p}%' for p in budget.deferred)}")
@@ -543,7 +547,8 @@ def cmd_demo(args: argparse.Namespace, env: Environment) -> int:
     except ImportError as error:
         raise ConfigError(f"the demo needs the sandbox extra ({error.name} is missing)",
                           hint="pip install 'bluegreen[sandbox]'") from None
-    return run_demo(env, fail_green=args.fail_green, output=_output(args),
+    return run_demo(env, fail_green=args.fail_green, green_missing_addon=args.green_missing_addon,
+                    output=_output(args),
                     log_format=getattr(args, "log_format", None))
 
 

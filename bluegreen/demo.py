@@ -1,8 +1,11 @@
 """``bluegreen demo``: the whole cutover against the embedded sandbox, in under a minute.
 
-It starts the sandbox (moto, DNS, two backends on loopback), writes a config into a temporary folder, and
-runs the real commands through the real CLI: status -> shift 0,10,50,100 -> status. With ``fail_green``,
-green starts answering 500 as soon as it gets traffic, and the automatic rollback is shown.
+It starts the sandbox (moto, DNS, two backends and two emulated Kubernetes APIs with ArgoCD's cluster
+secrets and Applications, on loopback), writes a config into a temporary folder, and runs the real commands
+through the real CLI: status -> verify -> shift 0,10,50,100 -> status. With ``fail_green``, green passes
+verify but starts answering 500 as soon as it gets traffic, and the automatic rollback is shown. With
+``green_missing_addon``, green's cluster secret lacks an addon flag: verify fails, and shift refuses to
+change any weight.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import yaml
 from bluegreen.errors import ExitCode
 
 DEMO_RECORDS = ["burnham.example.com", "api.example.com"]
+MISSING_ADDON = "enable_karpenter"
 
 
-def run_demo(env, *, fail_green: bool = False, output: str = "text", log_format: str | None = None) -> int:
+def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False, output: str = "text",
+             log_format: str | None = None) -> int:
     from bluegreen.cli import main
     from bluegreen.sandbox import Sandbox
 
@@ -28,8 +33,9 @@ def run_demo(env, *, fail_green: bool = False, output: str = "text", log_format:
         if output == "text":
             env.print(text)
 
-    say("starting the sandbox: moto (Route 53), a DNS server and two clusters' backends on loopback ...")
-    with Sandbox(records=DEMO_RECORDS, ttl=1) as sandbox, _environ(sandbox.aws_environ()), \
+    say("starting the sandbox: moto (Route 53), a DNS server, two clusters' backends and their Kubernetes APIs "
+        "(emulated, with ArgoCD) on loopback ...")
+    with Sandbox(records=DEMO_RECORDS, ttl=1, clusters=True) as sandbox, _environ(sandbox.aws_environ()), \
             tempfile.TemporaryDirectory(prefix="bluegreen-demo-") as tmp:
         config = sandbox.config_dict(steps=[0, 10, 50, 100], bake="3s", ttl_margin="500ms")
         config["state"] = {"path": str(Path(tmp) / "state.db")}  # the demo's journal goes away with it
@@ -37,7 +43,11 @@ def run_demo(env, *, fail_green: bool = False, output: str = "text", log_format:
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         say(f"sandbox: Route 53 at {sandbox.endpoint_url}, DNS at {sandbox.dns_address}, "
             f"blue at 127.0.0.2:{sandbox.http_port}, green at 127.0.0.3:{sandbox.http_port}")
+        say(f"clusters: kubeconfig {sandbox.kubeconfig} (contexts blue, green; ArgoCD in namespace argocd)")
         say(f"config written to {path}\n")
+        if green_missing_addon:
+            sandbox.green_lacks_addon(MISSING_ADDON)
+            say(f"(green's ArgoCD cluster secret lacks the addon flag {MISSING_ADDON}: green is not ready)\n")
         common = ["--config", str(path), "--output", output] + (["--log-format", log_format] if log_format else [])
 
         say("$ bluegreen status")
@@ -45,8 +55,15 @@ def run_demo(env, *, fail_green: bool = False, output: str = "text", log_format:
         if code != ExitCode.OK:
             return code
 
+        say("\n$ bluegreen verify --cluster green")
+        verify_code = main(["verify", "--cluster", "green", *common], env)
+        if verify_code not in (ExitCode.OK, ExitCode.ROLLED_BACK):
+            return verify_code
+
         shift_env = env
-        if fail_green:
+        if verify_code != ExitCode.OK:
+            say("\n(shift runs verify first: it refuses to start, and changes no weight)")
+        elif fail_green:
             def break_green(event) -> None:
                 if event.kind == "step_started" and event.data.get("step") == "10%":
                     sandbox.fail_green("error")
@@ -57,11 +74,16 @@ def run_demo(env, *, fail_green: bool = False, output: str = "text", log_format:
             say("\n(green will answer HTTP 500 from the 10% step on)")
         say("\n$ bluegreen shift --to green --steps 0,10,50,100")
         shift_code = main(["shift", "--to", "green", *common], shift_env)
+        weights_untouched = set(sandbox.weights().values()) == {tuple(sandbox.initial_weights)}
 
         say("\n$ bluegreen status")
         main(["status", *common], env)
     say("\nsandbox stopped; nothing is left running.")
-    if fail_green:
+    if verify_code != ExitCode.OK:
+        say("verify found green not ready and the shift refused to start: no weight was changed (exit 3)"
+            if shift_code == ExitCode.ROLLED_BACK and weights_untouched
+            else f"unexpected: the shift ended with exit {shift_code}")
+    elif fail_green:
         say("the shift failed its gates and traffic went back to blue by itself (exit 3)"
             if shift_code == ExitCode.ROLLED_BACK else f"unexpected: the shift ended with exit {shift_code}")
     return shift_code

@@ -177,7 +177,8 @@ def test_rollback_from_another_process_stops_a_running_shift_with_exit_5(tmp_pat
     finally:
         shift.kill()
     assert shift.returncode == 5, err
-    assert "outcome: conflict" in out and "live weights are blue=100 green=0" in out, out
+    assert "outcome: conflict" in out and "stopped without touching the records" in out, out
+    assert "blue=100 green=0" in out.split("reason:")[1]
     assert zone.weights(app) == {"eks-blueprint-blue": 100, "eks-blueprint-green": 0}
 
 

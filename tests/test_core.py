@@ -275,3 +275,35 @@ def test_lost_lock_stops_without_writing_again(policy):
     assert result.outcome is Outcome.CONFLICT and result.exit_code == ExitCode.CONFLICT
     assert router.writes[-1][0] == SideWeights(90, 10)  # nothing written after the takeover
     assert router.weights == SideWeights(100, 0)
+
+
+def test_a_fresh_start_read_is_not_repeated_but_later_steps_reread():
+    clock = FakeClock()
+    router = MemoryRouter(SideWeights(100, 0))
+    reads = []
+    original = router.read
+    router.read = lambda: reads.append(1) or original()
+    engine, _ = _engine(router, clock)
+    plan = build_plan(target="green", steps=[10, 100], start=router.weights, original_ttl=0, cutover_ttl=None,
+                      ttl_margin=0, bake=0)
+    assert engine.run(plan, start_is_fresh=True).outcome is Outcome.COMPLETED
+    assert len(reads) == 1  # before the second step only
+
+
+def test_a_readback_showing_someone_elses_weights_is_a_conflict_not_a_rollback():
+    from bluegreen.errors import WeightsChangedExternally
+
+    clock = FakeClock()
+    router = MemoryRouter(SideWeights(100, 0))
+
+    def verify(weights, changes, *, ttl=None):  # an on-call rollback lands between set and read-back
+        router.weights = SideWeights(100, 0)
+        raise WeightsChangedExternally("read-back after INSYNC does not show blue=90 green=10")
+
+    router.verify = verify
+    engine, _ = _engine(router, clock)
+    plan = build_plan(target="green", steps=[10, 100], start=router.weights, original_ttl=0, cutover_ttl=None,
+                      ttl_margin=0, bake=0)
+    result = engine.run(plan)
+    assert result.outcome is Outcome.CONFLICT and result.exit_code == ExitCode.CONFLICT
+    assert [w for w, _ in router.writes] == [SideWeights(90, 10)]  # no rollback write on top of theirs

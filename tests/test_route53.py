@@ -8,7 +8,7 @@ from bluegreen.config import AwsConfig, RecordRef, RouteConfig
 from bluegreen.adapters.route53 import Route53Router, split_batches
 from bluegreen.core.clock import FakeClock
 from bluegreen.core.weights import SideWeights
-from bluegreen.errors import PreflightError, RouterError
+from bluegreen.errors import PreflightError, RouterError, WeightsChangedExternally
 
 
 def _router(endpoint, zone_ref, *names, **route_kw):
@@ -68,7 +68,7 @@ def test_verify_notices_weights_that_did_not_take(moto_endpoint, zone):
     router = _router(moto_endpoint, zone.name, app)
     changes = router.set(SideWeights(50, 50))
     zone.weighted_pair("app", blue=100, green=0)  # someone (external-dns) puts the old weights back
-    with pytest.raises(RouterError, match="read-back"):
+    with pytest.raises(WeightsChangedExternally, match="read-back"):
         router.verify(SideWeights(50, 50), changes)
 
 

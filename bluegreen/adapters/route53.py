@@ -15,8 +15,10 @@ What it guarantees, and why:
 from __future__ import annotations
 
 import copy
+import math
 import re
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -26,13 +28,14 @@ import tenacity
 from bluegreen.config import AwsConfig, RouteConfig
 from bluegreen.core.clock import Clock, SystemClock
 from bluegreen.core.weights import LiveState, RecordState, SideWeights
-from bluegreen.errors import PreflightError, RouterError, shorten
+from bluegreen.errors import PreflightError, RouterError, WeightsChangedExternally, shorten
 
 log = structlog.get_logger("bluegreen.route53")
 
 MAX_RECORDS_PER_BATCH = 1000  # ResourceRecord elements; an UPSERT counts twice
 MAX_CHARS_PER_BATCH = 32000  # characters of record values; an UPSERT counts twice
-FULL_LISTING_THRESHOLD = 8  # above this many names in a zone, one paginated listing is cheaper
+FULL_LISTING_THRESHOLD = 8  # zone size unknown: above this many names, one paginated listing is cheaper
+LIST_PAGE_SIZE = 300  # record sets per ListResourceRecordSets page
 RETRYABLE_CODES = {
     "Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded",
     "ServiceUnavailable", "InternalFailure", "InternalError", "RequestTimeout",
@@ -40,24 +43,31 @@ RETRYABLE_CODES = {
 
 
 class RateLimiter:
-    """A token bucket shared by every call of a router: never exceed Route 53's per-account rate."""
+    """At most ``rate`` calls in any one-second window, wherever the window is placed, shared by every call
+    of a router: never exceed Route 53's per-account rate (5/s), not even in a burst.
 
-    def __init__(self, rate: float, clock: Clock, burst: float | None = None) -> None:
+    A sliding log of the latest grants (not a token bucket: a bucket of 5 refilled at 4/s lets 9 calls into
+    one second). Below 1/s, one call per ``1 / rate`` seconds.
+    """
+
+    def __init__(self, rate: float, clock: Clock) -> None:
         self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate)
-        self.tokens = self.capacity
+        self.limit = max(1, int(rate))
+        self.window = 1.0 if rate >= 1 else 1.0 / rate
         self.clock = clock
-        self.updated = clock.monotonic()
+        self._granted: deque[float] = deque()
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
-        with self._lock:
-            now = self.clock.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            wait = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-            self.tokens -= 1
-        if wait > 0:
+        while True:
+            with self._lock:
+                now = self.clock.monotonic()
+                while self._granted and self._granted[0] <= now - self.window:
+                    self._granted.popleft()
+                if len(self._granted) < self.limit:
+                    self._granted.append(now)
+                    return
+                wait = self._granted[0] + self.window - now
             self.clock.sleep(wait)
 
 
@@ -75,6 +85,14 @@ class _Zone:
     id: str  # bare id, no /hostedzone/ prefix
     name: str  # without trailing dot
     records: list[str]
+    record_sets: int | None = None  # ResourceRecordSetCount when resolved (a cost hint, may be stale)
+
+    def full_listing_is_cheaper(self, lookups: int) -> bool:
+        """One paginated listing of the zone, or one call per name: whichever makes fewer calls. A small
+        zone is one page, so even two names are read in one call."""
+        if self.record_sets is None:
+            return lookups > FULL_LISTING_THRESHOLD
+        return math.ceil(max(1, self.record_sets) / LIST_PAGE_SIZE) < lookups
 
 
 @dataclass
@@ -128,8 +146,7 @@ class Route53Router:
             # botocore's own retries are off: our policy below is bounded, jittered and logged.
             client = make_client(aws, "route53", total_attempts=1)
         self.client = client
-        # Route 53 counts requests per second: a burst of 5 within one second stays inside the limit.
-        self.limiter = RateLimiter(aws.route53_requests_per_second, self.clock, burst=5)
+        self.limiter = RateLimiter(aws.route53_requests_per_second, self.clock)
         self.max_attempts = max_attempts
         self._zones: list[_Zone] | None = None
         self._pairs: list[_Pair] = []
@@ -207,13 +224,15 @@ class Route53Router:
             if name != zone_name and not name.endswith("." + zone_name):
                 raise PreflightError(f"record {name} is not inside hosted zone {zone_name}",
                                      hint="fix route.records or the record's zone")
-        return _Zone(ref=ref, id=zone["Id"].rsplit("/", 1)[-1], name=zone_name, records=names)
+        count = zone.get("ResourceRecordSetCount")
+        return _Zone(ref=ref, id=zone["Id"].rsplit("/", 1)[-1], name=zone_name, records=names,
+                     record_sets=int(count) if count is not None else None)
 
     # -- read --------------------------------------------------------------------------------------------
     def _list_sets(self, zone: _Zone) -> Iterable[dict]:
         wanted = set(zone.records)
-        if len(zone.records) > FULL_LISTING_THRESHOLD:
-            kwargs: dict[str, Any] = {"HostedZoneId": zone.id, "MaxItems": "300"}
+        if zone.full_listing_is_cheaper(len(zone.records)):
+            kwargs: dict[str, Any] = {"HostedZoneId": zone.id, "MaxItems": str(LIST_PAGE_SIZE)}
             while True:
                 page = self._call("list_resource_record_sets", **kwargs)
                 for rrset in page.get("ResourceRecordSets", []):
@@ -221,7 +240,7 @@ class Route53Router:
                         yield rrset
                 if not page.get("IsTruncated"):
                     return
-                kwargs = {"HostedZoneId": zone.id, "MaxItems": "300",
+                kwargs = {"HostedZoneId": zone.id, "MaxItems": str(LIST_PAGE_SIZE),
                           "StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
                 if page.get("NextRecordIdentifier"):
                     kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
@@ -340,8 +359,8 @@ class Route53Router:
         return owners
 
     def _txt_sets(self, zone: _Zone, candidates: dict[str, str]) -> Iterable[dict]:
-        if len(zone.records) > FULL_LISTING_THRESHOLD:
-            scan = _Zone(zone.ref, zone.id, zone.name, records=sorted(candidates))
+        if zone.full_listing_is_cheaper(len(candidates)):
+            scan = _Zone(zone.ref, zone.id, zone.name, records=sorted(candidates), record_sets=zone.record_sets)
             yield from (r for r in self._list_sets(scan) if r["Type"] == "TXT")
             return
         for candidate in candidates:
@@ -399,7 +418,9 @@ class Route53Router:
             wrong += [f"{p.name} {p.type} ttl={s['TTL']}" for p in self._pairs for s in p.sets()
                       if "TTL" in s and s["TTL"] != ttl]
         if wrong:
-            raise RouterError(f"read-back after INSYNC does not show {weights} (ttl {ttl}): {', '.join(wrong[:5])}")
+            # After INSYNC, Route 53 answers with what was written: anything else was written by someone else.
+            raise WeightsChangedExternally(
+                f"read-back after INSYNC does not show {weights} (ttl {ttl}): {', '.join(wrong[:5])}")
 
     def wait_insync(self, change_id: str) -> None:
         deadline = self.clock.monotonic() + self.route.insync_timeout

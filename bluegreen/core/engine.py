@@ -19,7 +19,7 @@ from bluegreen.core.clock import Clock
 from bluegreen.core.ports import Event, EventSink, Prober, WeightRouter
 from bluegreen.core.verdict import Gates, SampleWindow, Summary, Verdict, judge
 from bluegreen.core.weights import ShiftPlan, SideWeights, Step
-from bluegreen.errors import BlueGreenError, ExitCode, shorten
+from bluegreen.errors import BlueGreenError, ExitCode, WeightsChangedExternally, shorten
 
 
 class Outcome(str, enum.Enum):
@@ -140,8 +140,12 @@ class ShiftEngine:
         self.lock_lost = lock_lost or threading.Event()
 
     # -- the run -----------------------------------------------------------------------------------
-    def run(self, plan: ShiftPlan) -> ShiftResult:
+    def run(self, plan: ShiftPlan, *, start_is_fresh: bool = False) -> ShiftResult:
+        """``start_is_fresh``: the caller read ``plan.start`` from the live records just now (under the lock),
+        so the first step need not read them again; that read would cost a Route 53 call within the same
+        second as the pre-flight ones, and the rate pacing would make the first change wait."""
         started = self.clock.monotonic()
+        self._fresh_read = start_is_fresh
         result = ShiftResult(outcome=Outcome.COMPLETED, final_weights=plan.start)
         if not plan.steps:
             result.outcome = Outcome.NOTHING_TO_DO
@@ -182,6 +186,11 @@ class ShiftEngine:
             self.emit(Event("conflict", {"expected": str(self._last_written), "found": "lock taken over"}))
         except _InterruptRequested:
             self._interrupted(plan, result)
+        except WeightsChangedExternally as error:
+            result.outcome = Outcome.CONFLICT
+            result.final_weights = None
+            result.reason = f"stopped without touching the records: {error}. Check `bluegreen status`."
+            self.emit(Event("conflict", {"expected": str(self._last_written), "found": shorten(str(error))}))
         except BlueGreenError as error:
             self._roll_back(plan, result, reason=f"error while shifting: {shorten(str(error))}")
         finally:
@@ -191,6 +200,9 @@ class ShiftEngine:
 
     # -- acts --------------------------------------------------------------------------------------
     def _ensure_unchanged(self) -> SideWeights:
+        if self._fresh_read:
+            self._fresh_read = False
+            return self._last_written
         live = self.router.read().weights()
         if live != self._last_written:
             raise _Conflict(self._last_written, live)

@@ -1,4 +1,6 @@
-"""The embedded sandbox: Route 53 (moto), a weighted DNS server and two clusters' backends, on loopback.
+"""The embedded sandbox: Route 53 (moto), a weighted DNS server and two clusters' backends, on loopback;
+optionally (``Sandbox(clusters=True)``) the two clusters' Kubernetes APIs, emulated with kmock, holding
+ArgoCD's cluster secrets and Applications (:mod:`bluegreen.sandbox.kube`).
 
 Installed with the ``sandbox`` extra. Used by ``bluegreen demo``, by the end-to-end tests and by
 benchmarks; ``python -m bluegreen.sandbox`` runs it in the foreground.

@@ -1,8 +1,13 @@
 """The whole sandbox in one context manager: Route 53 (moto), a DNS server answering from it, and the two
-clusters' backends, all on loopback, all on ports picked at start."""
+clusters' backends, all on loopback, all on ports picked at start. With ``clusters=True``, also the two
+clusters' Kubernetes APIs (emulated), with ArgoCD's cluster secrets and Applications as GitOps Bridge
+leaves them, for ``bluegreen verify``."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bluegreen.sandbox.backends import Backend, ClusterBackend
@@ -17,9 +22,13 @@ CLUSTER_PATTERN = r"<span>CLUSTER_NAME</span><span>(?P<cluster>[^<]+)</span>"
 class Sandbox:
     """``with Sandbox(records=[...], ttl=1) as sb:`` runs everything until the block ends."""
 
+    BLUE_KUBERNETES_VERSION = "1.30"
+    GREEN_KUBERNETES_VERSION = "1.31"  # green is the upgrade
+
     def __init__(self, records: Iterable[str] = ("burnham.example.com",), *, zone: str = "example.com",
                  ttl: int = 60, weights: Sequence[int] = (100, 0), blue_id: str = DEFAULT_BLUE_ID,
-                 green_id: str = DEFAULT_GREEN_ID, dns_refresh_interval: float = 0.2) -> None:
+                 green_id: str = DEFAULT_GREEN_ID, dns_refresh_interval: float = 0.2,
+                 clusters: bool = False) -> None:
         self.records = [r.rstrip(".").lower() for r in records]
         self.zone = zone.rstrip(".").lower()
         self.ttl = ttl
@@ -31,6 +40,9 @@ class Sandbox:
         self.dns: WeightedDnsServer | None = None
         self.zone_id: str | None = None
         self._dns_refresh_interval = dns_refresh_interval
+        self.with_clusters = clusters
+        self.kube = None  # KubeEmulators (blue, green) when started with clusters=True
+        self._tmpdir: Path | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> "Sandbox":
@@ -42,13 +54,21 @@ class Sandbox:
             self.dns = WeightedDnsServer(self.endpoint_url, self.zone_id,
                                          refresh_interval=self._dns_refresh_interval).start()
             self.backends.start()
+            if self.with_clusters:
+                self._start_clusters()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stops everything it started; nothing keeps running (threads joined, sockets closed)."""
+        """Stops everything it started; nothing keeps running (threads joined, sockets closed, files gone)."""
+        if self.kube is not None:
+            self.kube.stop()
+            self.kube = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
         self.backends.stop()
         if self.dns is not None:
             self.dns.stop()
@@ -66,6 +86,18 @@ class Sandbox:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def _start_clusters(self) -> None:
+        from bluegreen.sandbox.kube import KubeEmulators, seed_gitops_bridge
+
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="bluegreen-sandbox-"))
+        self.kube = KubeEmulators(names=("blue", "green"), token="sandbox-fake-kubeconfig-token")
+        self.kube.start(self._tmpdir)
+        for side, name, version, weight in (
+                ("blue", self.blue_id, self.BLUE_KUBERNETES_VERSION, self.initial_weights[0]),
+                ("green", self.green_id, self.GREEN_KUBERNETES_VERSION, self.initial_weights[1])):
+            seed_gitops_bridge(self.kube[side], name, kubernetes_version=version, weight=weight,
+                               region=FAKE_REGION, endpoint=self.kube[side].url)
 
     # -- addresses ---------------------------------------------------------------------------------------
     @property
@@ -102,6 +134,23 @@ class Sandbox:
     def fail_blue(self, mode: str = "error", delay: float = 3.0) -> None:
         self.blue.set_mode(mode, delay)
 
+    def green_lacks_addon(self, flag: str = "enable_karpenter") -> None:
+        """Turn an addon off on green only (its flag leaves green's cluster secret, and its Application goes),
+        so that ``bluegreen verify`` finds green not ready."""
+        from bluegreen.sandbox.kube import remove_addon
+
+        remove_addon(self._clusters()["green"], self.green_id, flag)
+
+    def _clusters(self):
+        if self.kube is None:
+            raise RuntimeError("this sandbox runs without clusters: start it with Sandbox(clusters=True)")
+        return self.kube
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The kubeconfig file (contexts ``blue`` and ``green``) of the emulated clusters."""
+        return self._clusters().kubeconfig
+
     def route53(self) -> Any:
         """A boto3 Route 53 client for the sandbox's moto (with the fake credentials)."""
         return sandbox_client(self.endpoint_url)
@@ -127,10 +176,13 @@ class Sandbox:
     def config_dict(self, *, name: str = "burnham", steps: Sequence[int] = (0, 50, 100), bake: Any = "2s",
                     ttl_margin: Any = "500ms", check_interval: Any = "100ms", probe_interval: Any = "100ms",
                     probe_timeout: Any = "1s", gates: dict[str, Any] | None = None, endpoint_url: str | None = None,
-                    route_ttl: int | None = None, green_direct: bool = True, **route_extra: Any) -> dict[str, Any]:
+                    route_ttl: int | None = None, green_direct: bool = True, clusters: bool | None = None,
+                    **route_extra: Any) -> dict[str, Any]:
         """A bluegreen config (the keys of bluegreen/config.py) that drives this sandbox.
 
         ``endpoint_url`` replaces moto's address, e.g. with a :class:`ThrottlingProxy` in front of it.
+        ``clusters`` (default: when the sandbox runs them) adds the ``clusters`` and ``verify`` sections, so
+        that ``shift`` runs ``verify`` first.
         """
         route: dict[str, Any] = {
             "driver": "route53",
@@ -159,7 +211,7 @@ class Sandbox:
                 "interval": probe_interval,
                 "timeout": probe_timeout,
             })
-        return {
+        config = {
             "name": name,
             "aws": {"region": FAKE_REGION, "endpoint_url": endpoint_url or self.endpoint_url},
             "route": route,
@@ -170,4 +222,21 @@ class Sandbox:
                 "min_success_ratio": 0.95, "max_p95_latency": "1s", "min_samples": 5,
                 "max_consecutive_failures": 3,
             },
+        }
+        if (self.kube is not None) if clusters is None else clusters:
+            config.update(self.clusters_config())
+        return config
+
+    def clusters_config(self) -> dict[str, Any]:
+        """The ``clusters`` and ``verify`` config sections for the emulated clusters (in-cluster ArgoCD)."""
+        from bluegreen.sandbox.kube import ARGOCD_NAMESPACE, WORKLOAD_NAMESPACE
+
+        path = str(self.kubeconfig)
+        return {
+            "clusters": {
+                "blue": {"kubeconfig": path, "context": "blue", "name": self.blue_id},
+                "green": {"kubeconfig": path, "context": "green", "name": self.green_id},
+                "argocd": {"mode": "in-cluster", "namespace": ARGOCD_NAMESPACE},
+            },
+            "verify": {"workload_namespaces": [WORKLOAD_NAMESPACE]},
         }
