@@ -664,9 +664,14 @@ def main(argv=None) -> int:
     # -- the table ---------------------------------------------------------------------------------------------
     for r in figures["1_failure_detection"]["runs"]:
         d = r["detection_seconds"]
+        # The target is for the default set-up, which pins a probe to green. A public probe alone sees about
+        # 10% of green's faults at weight 10, so it waits for min_samples: reported side by side, not judged.
+        pinned = r["probes"] != "public only"
         table.add(f"1 detection, {r['fault']}, {r['probes']}", _fmt_s(d),
                   f"{FLAGGER_DEFAULT_DETECTION:.0f} s (Flagger default, not run)",
-                  _fmt_ratio(_ratio(FLAGGER_DEFAULT_DETECTION, d)), "< 5 s", None if d is None else d < 5.0)
+                  _fmt_ratio(_ratio(FLAGGER_DEFAULT_DETECTION, d)),
+                  "< 5 s" if pinned else "reported (sees ~10%)",
+                  (None if d is None else d < 5.0) if pinned else None)
     rb = figures["2_rollback_latency"]
     table.add("2 rollback: failing verdict -> change accepted (median of runs)",
               _fmt_s(rb["verdict_to_change_accepted_median_seconds"]), "-", "-", "< 250 ms",
