@@ -145,8 +145,6 @@ def run_verify(config: Config, cluster: str = "green", *, connect: Connector | N
 def cluster_summaries(config: Config, *, connect: Connector | None = None) -> dict[str, dict]:
     """For ``bluegreen status``: each cluster's Kubernetes version and its ArgoCD health summary. A cluster
     that cannot be reached is reported as such instead of failing the whole status."""
-    from kubernetes import client as k8s
-
     from bluegreen.errors import BlueGreenError
 
     spec = parse_clusters(config)
@@ -155,10 +153,7 @@ def cluster_summaries(config: Config, *, connect: Connector | None = None) -> di
         for side in ("blue", "green"):
             entry: dict = {"name": spec.side(side).name}
             try:
-                kube = clusters.kube(side)
-                with kube.guard("reading the server version"):
-                    info = k8s.VersionApi(kube.api_client).get_code()
-                entry["kubernetes_version"] = f"{info.major}.{str(info.minor).rstrip('+')}"
+                entry["kubernetes_version"] = clusters.kube(side).server_version()
                 secret, _ = find_cluster_secret(clusters, side)
                 apps = _applications(clusters, side, secret)
                 entry["applications"] = len(apps)

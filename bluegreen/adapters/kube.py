@@ -144,6 +144,14 @@ class Kube:
 
         return k8s.CustomObjectsApi(self.api_client)
 
+    def server_version(self) -> str:
+        """The cluster's Kubernetes minor version, e.g. ``1.31`` (EKS reports minors as ``31+``)."""
+        from kubernetes import client as k8s
+
+        with self.guard("reading the server version"):
+            info = k8s.VersionApi(self.api_client).get_code()
+        return f"{info.major}.{str(info.minor).rstrip('+')}"
+
     @contextlib.contextmanager
     def guard(self, what: str) -> Iterator[None]:
         """Turn client and network errors into ClusterAccessError naming the cluster (and no secrets)."""
