@@ -480,7 +480,9 @@ def probe_throughput(seconds: float, curl_requests: int, *, nodelay: bool) -> di
     finally:
         proc.stdin.close()
         proc.wait(timeout=30)
-    return {"backend": "sandbox backend (own process)" + (", TCP_NODELAY" if nodelay else ", as shipped"),
+    return {"backend": "sandbox backend (own process)" + (", as shipped (TCP_NODELAY)" if nodelay
+                                                          else ", Nagle on (a delayed-ACK stall per answer)"),
+            "nodelay": nodelay,
             "engine_requests_per_second": round(engine_rps, 1), "engine_ok": ok,
             "engine_samples": len(samples), "engine_seconds": round(elapsed, 2),
             "curl_available": bool(curl), "curl_requests_per_second": None if curl_rps is None else round(curl_rps, 1),
@@ -589,8 +591,8 @@ def main(argv=None) -> int:
     say("5. probe throughput and memory ...")
     seconds = 1.5 if quick else 5.0
     curl_requests = 40 if quick else 300
-    throughput = [probe_throughput(seconds, curl_requests, nodelay=False)]
-    throughput.append(probe_throughput(seconds, curl_requests, nodelay=True))
+    throughput = [probe_throughput(seconds, curl_requests, nodelay=True)]
+    throughput.append(probe_throughput(seconds, curl_requests, nodelay=False))
     memory = probe_memory([10_000, 50_000, 100_000] if quick else [10_000, 100_000, 1_000_000],
                           buffer_capacity=20_000 if quick else None)
     figures["5_probe_throughput"] = {"runs": throughput, "memory": memory, "cpus": os.cpu_count()}
@@ -713,10 +715,12 @@ def main(argv=None) -> int:
               f"<= {rate:g} (configured; Route 53 allows 5)", pacing <= rate)
     for t in throughput:
         rps, curl_rps = t["engine_requests_per_second"], t["curl_requests_per_second"]
+        # The target is judged on the backend as shipped; the Nagle row shows what a server that writes
+        # headers and body separately without TCP_NODELAY costs any keep-alive client, side by side.
         table.add(f"5 probe req/s, {t['backend']}", f"{rps:,.0f}/s",
                   "curl not installed" if not t["curl_available"] else f"{curl_rps:,.0f}/s (curl | grep loop)",
-                  _fmt_ratio(t["ratio"]), ">= 10x and >= 1,000/s",
-                  rps >= 1000 and (t["ratio"] is None or t["ratio"] >= 10))
+                  _fmt_ratio(t["ratio"]), ">= 10x and >= 1,000/s" if t["nodelay"] else "reported",
+                  (rps >= 1000 and (t["ratio"] is None or t["ratio"] >= 10)) if t["nodelay"] else None)
     mem = memory
     table.add(f"5 memory: SampleWindow after {mem['window'][0]['samples']:,} -> {mem['window'][-1]['samples']:,} "
               "samples", f"{mem['window'][0]['bytes'] / 1024:,.0f} -> {mem['window'][-1]['bytes'] / 1024:,.0f} KiB",
