@@ -218,7 +218,7 @@ class _LockedRun:
         from bluegreen.core.state import LeaseKeeper
 
         def lost(error) -> None:
-            self.record("lock_lost", {"detail": str(error)})
+            self.record("lock_lost", {"holder": str(error)})
             self.env.stop.set()
 
         self.keeper = LeaseKeeper(self.store, self.lease, clock=self.clock, lost=self.lock_lost, on_lost=lost)

@@ -307,3 +307,46 @@ def test_a_readback_showing_someone_elses_weights_is_a_conflict_not_a_rollback()
     result = engine.run(plan)
     assert result.outcome is Outcome.CONFLICT and result.exit_code == ExitCode.CONFLICT
     assert [w for w, _ in router.writes] == [SideWeights(90, 10)]  # no rollback write on top of theirs
+
+
+@pytest.mark.parametrize("phase", ["before-set", "in-set", "in-verify", "in-hold"])
+@pytest.mark.parametrize("policy", list(OnInterrupt))
+def test_a_signal_at_any_phase_of_a_step_leaves_a_known_weight(phase, policy):
+    import threading
+
+    clock = FakeClock()
+    router = MemoryRouter(SideWeights(100, 0))
+    stop = threading.Event()
+    real_set, real_verify = router.set, router.verify
+
+    real_read = router.read
+
+    def read():
+        if phase == "before-set" and router.weights == SideWeights(90, 10):
+            stop.set()  # arrives while the live weights are re-read before the 50% step
+        return real_read()
+
+    def set_(weights, *, ttl=None):
+        changes = real_set(weights, ttl=ttl)
+        if phase == "in-set" and weights == SideWeights(50, 50):
+            stop.set()  # arrives while the change is in flight
+        return changes
+
+    def verify(weights, changes, *, ttl=None):
+        if phase == "in-verify" and weights == SideWeights(50, 50):
+            stop.set()  # arrives while waiting for INSYNC
+        real_verify(weights, changes, ttl=ttl)
+
+    router.read, router.set, router.verify = read, set_, verify
+    if phase == "in-hold":
+        clock.on_sleep = lambda c: stop.set() if router.weights == SideWeights(50, 50) else None
+    engine, _ = _engine(router, clock, stop=stop, on_interrupt=policy)
+    plan = build_plan(target="green", steps=[10, 50, 100], start=router.weights, original_ttl=60,
+                      cutover_ttl=None, ttl_margin=0, bake=5)
+    result = engine.run(plan)
+    assert result.outcome is Outcome.INTERRUPTED
+    # The records hold exactly the weights the run reports, and they are one of the plan's known weights.
+    assert router.weights == result.final_weights
+    expected = SideWeights(100, 0) if policy is OnInterrupt.ROLLBACK else (
+        SideWeights(90, 10) if phase == "before-set" else SideWeights(50, 50))
+    assert router.weights == expected

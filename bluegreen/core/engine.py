@@ -257,6 +257,7 @@ class ShiftEngine:
     def _run_step(self, plan: ShiftPlan, step: Step, result: ShiftResult) -> None:
         self._check_stop()
         live = self._ensure_unchanged()
+        self._check_stop()  # a signal that came during the read: do not start a new change
         changed = step.weights != live
         report = StepReport(percent=step.percent, weights=step.weights, changed=changed)
         result.steps.append(report)
