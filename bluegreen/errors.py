@@ -66,12 +66,6 @@ class RouterError(BlueGreenError):
     exit_code = ExitCode.ERROR
 
 
-class Interrupted(BlueGreenError):
-    """The run was interrupted by a signal; traffic was left on a known weight."""
-
-    exit_code = ExitCode.ERROR
-
-
 def shorten(text: str, limit: int = 300) -> str:
     """Cut an upstream payload short before it goes into a message or a log line."""
     text = " ".join(str(text).split())

@@ -7,7 +7,7 @@ bluegreen moves all managed records together, so one :class:`SideWeights` descri
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable
 
 SIDES = ("blue", "green")
 MAX_WEIGHT = 255  # Route 53's upper bound for Weight
@@ -94,9 +94,6 @@ class LiveState:
         """The largest TTL in force: what a client may still have cached after a change."""
         ttls = [r.ttl for r in self.records if r.ttl is not None]
         return max(ttls) if ttls else None
-
-    def by_name(self) -> Mapping[str, RecordState]:
-        return {f"{r.name} {r.type}": r for r in self.records}
 
 
 class PlanError(ValueError):
