@@ -6,25 +6,19 @@ secrets are masked as a last line of defence: the code never logs them on purpos
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import IO, Any
 
 from bluegreen.core.durations import format_duration
+from bluegreen.core.redact import scrub
 from bluegreen.core.ports import Event
 
-_SECRET_KEYS = re.compile(r"(token|secret|password|passwd|authorization|webhook|credential|access_key|session_key)",
-                          re.IGNORECASE)
-_SECRET_VALUES = re.compile(r"(k8s-aws-v1\.[A-Za-z0-9_\-]+|https://hooks\.slack\.com/\S+|AKIA[0-9A-Z]{16})")
-
-
 def _redact(_logger: Any, _name: str, event_dict: dict) -> dict:
-    for key, value in list(event_dict.items()):
-        if key != "event" and _SECRET_KEYS.search(key):
-            event_dict[key] = "***"
-        elif isinstance(value, str) and _SECRET_VALUES.search(value):
-            event_dict[key] = _SECRET_VALUES.sub("***", value)
-    return event_dict
+    event = event_dict.pop("event", None)
+    masked = scrub(event_dict)
+    if event is not None:
+        masked["event"] = event
+    return masked
 
 
 def configure(fmt: str | None, stream: IO[str] | None = None, level: str = "info") -> str:

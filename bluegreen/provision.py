@@ -275,7 +275,7 @@ def _target(config: Config, clusters: ClustersConfig, options: ProvisionConfig, 
         description = eks.describe_cluster(spec.access.eks)
         if description is None:
             report.add("check", f"EKS cluster {spec.access.eks}", "failed",
-                       f"does not exist; create it (provision.command, or --from blue to clone blue)")
+                       "does not exist; create it (provision.command, or --from blue to clone blue)")
             return
         if description.get("status") != "ACTIVE" and not dry_run:
             description = wait_for_status(lambda: eks.describe_cluster(spec.access.eks),

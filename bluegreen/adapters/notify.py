@@ -308,7 +308,7 @@ class Notifier:
             _log().warning("notification_failed", target=target.label, notification=kind, reason=reason)
 
     def payload(self, target_kind: str, kind: str, data: Mapping[str, Any], at: float) -> dict:
-        from bluegreen.journal_sink import scrub
+        from bluegreen.core.redact import scrub
 
         text = f"bluegreen `{self.migration}`: {summarize(kind, data)}"
         if target_kind == "slack":
@@ -330,7 +330,7 @@ class _Status(Exception):
 
 def summarize(kind: str, data: Mapping[str, Any]) -> str:
     """One line a person reads in a chat channel."""
-    from bluegreen.journal_sink import scrub_text
+    from bluegreen.core.redact import scrub_text
 
     def get(key: str) -> str:
         return scrub_text(str(data.get(key, "?")))
