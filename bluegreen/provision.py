@@ -201,7 +201,7 @@ def run_provision(config: Config, side: str = "green", from_side: str | None = N
     before any change on bad input; returns a report whose ``exit_code`` is 0 when the cluster is ready."""
     import time
 
-    from bluegreen.verify import Clusters
+    from bluegreen.adapters.kube import Clusters
 
     clusters = parse_clusters(config)
     options = parse_provision(config)
@@ -267,7 +267,7 @@ def _stream_command(argv: list[str], cwd: str | None, stream: IO[str]) -> int:
 def _target(config: Config, clusters: ClustersConfig, options: ProvisionConfig, kubes, report: ProvisionReport,
             side: str, dry_run: bool, deps: Deps) -> None:
     from bluegreen.adapters.eks import wait_for_status
-    from bluegreen.verify import find_cluster_secret
+    from bluegreen.adapters.argocd import find_cluster_secret
 
     spec = clusters.side(side)
     if spec.access.eks:
@@ -387,7 +387,7 @@ def _ng_summary(ng: dict) -> str:
 def _register(clusters: ClustersConfig, kubes, report: ProvisionReport, from_side: str, side: str, blue: dict,
               green: dict | None, version: str, dry_run: bool) -> None:
     from bluegreen.adapters import argocd
-    from bluegreen.verify import find_cluster_secret
+    from bluegreen.adapters.argocd import find_cluster_secret
 
     target = clusters.side(side)
     namespace = clusters.argocd.namespace

@@ -6,79 +6,16 @@ Imported only when clusters are configured (it imports kubernetes through the ad
 
 from __future__ import annotations
 
-from typing import Callable
-
 import structlog
 
 from bluegreen.adapters import argocd
-from bluegreen.adapters.kube import Kube, connect as kube_connect
-from bluegreen.clusters_config import ClusterAccess, ClustersConfig, ClusterSpec, parse_clusters, parse_verify
+from bluegreen.adapters.argocd import find_cluster_secret
+from bluegreen.adapters.kube import Clusters, Connector
+from bluegreen.clusters_config import ClusterSpec, parse_clusters, parse_verify
 from bluegreen.config import Config
 from bluegreen.core.readiness import AppStatus, Check, ClusterMetadata, ReadinessReport, WorkloadStatus, assess
 
 log = structlog.get_logger("bluegreen.clusters")
-
-Connector = Callable[[ClusterAccess, str], Kube]
-
-
-class Clusters:
-    """Opens (once) and closes the API clients of blue, green and the ArgoCD hub."""
-
-    def __init__(self, config: Config, clusters: ClustersConfig, connect: Connector | None = None) -> None:
-        self.config = config
-        self.spec = clusters
-        self._connect = connect or (lambda access, label: kube_connect(access, config.aws, label=label))
-        self._open: dict[str, Kube] = {}
-
-    def kube(self, side: str) -> Kube:
-        if side not in self._open:
-            if side == "hub":
-                hub = self.spec.argocd.hub
-                assert hub is not None
-                self._open[side] = self._connect(hub, f"ArgoCD hub cluster ({hub.describe()})")
-            else:
-                spec = self.spec.side(side)
-                self._open[side] = self._connect(spec.access, spec.label())
-        return self._open[side]
-
-    def argocd_kube(self, side: str) -> Kube:
-        """Where the ArgoCD objects describing ``side`` live: the hub, or the cluster itself."""
-        return self.kube("hub" if self.spec.argocd.mode == "hub" else side)
-
-    @property
-    def namespace(self) -> str:
-        return self.spec.argocd.namespace
-
-    def close(self) -> None:
-        for kube in self._open.values():
-            kube.close()
-        self._open.clear()
-
-    def __enter__(self) -> "Clusters":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def pick_cluster_secret(secrets: list[argocd.ClusterSecret], spec: ClusterSpec,
-                        mode: str) -> argocd.ClusterSecret | None:
-    if spec.argocd_secret:
-        return next((s for s in secrets if s.name == spec.argocd_secret), None)
-    named = [s for s in secrets if spec.name in (s.cluster_name(), s.name)]
-    if len(named) == 1:
-        return named[0]
-    if mode == "in-cluster" and len(secrets) == 1:
-        return secrets[0]
-    return None
-
-
-def find_cluster_secret(clusters: Clusters, side: str) -> tuple[argocd.ClusterSecret | None, list[str]]:
-    """The cluster secret of ``side`` and the names of every cluster secret seen (for messages)."""
-    spec = clusters.spec.side(side)
-    secrets = argocd.list_cluster_secrets(clusters.argocd_kube(side), clusters.namespace)
-    return pick_cluster_secret(secrets, spec, clusters.spec.argocd.mode), [s.name for s in secrets]
-
 
 def _secret_check(side: str, spec: ClusterSpec, secret, seen: list[str], namespace: str) -> Check:
     if secret is not None:

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 import structlog
 
-from bluegreen.adapters.kube import Kube
+from bluegreen.adapters.kube import Clusters, Kube
+from bluegreen.clusters_config import ClusterSpec
 
 log = structlog.get_logger("bluegreen.clusters")
 
@@ -230,3 +231,22 @@ def patch_object_annotations(kube: Kube, kind: str, namespace: str, name: str,
                              annotations: Mapping[str, str | None]) -> dict[str, str]:
     """Merge-patch annotations (``None`` removes one). Returns the annotations as they are now."""
     return dict(patch_object_meta(kube, kind, namespace, name, annotations).annotations)
+
+
+def pick_cluster_secret(secrets: list[ClusterSecret], spec: ClusterSpec,
+                        mode: str) -> ClusterSecret | None:
+    if spec.argocd_secret:
+        return next((s for s in secrets if s.name == spec.argocd_secret), None)
+    named = [s for s in secrets if spec.name in (s.cluster_name(), s.name)]
+    if len(named) == 1:
+        return named[0]
+    if mode == "in-cluster" and len(secrets) == 1:
+        return secrets[0]
+    return None
+
+
+def find_cluster_secret(clusters: Clusters, side: str) -> tuple[ClusterSecret | None, list[str]]:
+    """The cluster secret of ``side`` and the names of every cluster secret seen (for messages)."""
+    spec = clusters.spec.side(side)
+    secrets = list_cluster_secrets(clusters.argocd_kube(side), clusters.namespace)
+    return pick_cluster_secret(secrets, spec, clusters.spec.argocd.mode), [s.name for s in secrets]

@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator
 
 import structlog
 
-from bluegreen.clusters_config import ClusterAccess
-from bluegreen.config import AwsConfig
+from bluegreen.clusters_config import ClusterAccess, ClustersConfig
+from bluegreen.config import AwsConfig, Config
 from bluegreen.errors import BlueGreenError, ConfigError, ExitCode, shorten
 
 log = structlog.get_logger("bluegreen.clusters")
@@ -278,3 +278,46 @@ def describe_cluster_for_access(eks: Any, name: str, label: str) -> dict:
                                  f"{shorten(error.response.get('Error', {}).get('Message', ''), 200)}") from None
     except BotoCoreError as error:
         raise ClusterAccessError(f"cannot reach EKS for the {label}: {shorten(str(error), 200)}") from None
+
+
+Connector = Callable[[ClusterAccess, str], Kube]
+
+
+class Clusters:
+    """Opens (once) and closes the API clients of blue, green and the ArgoCD hub."""
+
+    def __init__(self, config: Config, clusters: ClustersConfig, connector: Connector | None = None) -> None:
+        self.config = config
+        self.spec = clusters
+        self._connect = connector or (lambda access, label: connect(access, config.aws, label=label))
+        self._open: dict[str, Kube] = {}
+
+    def kube(self, side: str) -> Kube:
+        if side not in self._open:
+            if side == "hub":
+                hub = self.spec.argocd.hub
+                assert hub is not None
+                self._open[side] = self._connect(hub, f"ArgoCD hub cluster ({hub.describe()})")
+            else:
+                spec = self.spec.side(side)
+                self._open[side] = self._connect(spec.access, spec.label())
+        return self._open[side]
+
+    def argocd_kube(self, side: str) -> Kube:
+        """Where the ArgoCD objects describing ``side`` live: the hub, or the cluster itself."""
+        return self.kube("hub" if self.spec.argocd.mode == "hub" else side)
+
+    @property
+    def namespace(self) -> str:
+        return self.spec.argocd.namespace
+
+    def close(self) -> None:
+        for kube in self._open.values():
+            kube.close()
+        self._open.clear()
+
+    def __enter__(self) -> "Clusters":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -247,9 +247,9 @@ class _SourceRouter:
     @property
     def clusters(self):
         if self._clusters is None:
-            from bluegreen.verify import Clusters
+            from bluegreen.adapters.kube import Clusters
 
-            self._clusters = Clusters(self.config, self.clusters_config, connect=self._connect)
+            self._clusters = Clusters(self.config, self.clusters_config, connector=self._connect)
         return self._clusters
 
     def close(self) -> None:
@@ -469,7 +469,7 @@ class ArgoCdRouter(_SourceRouter):
         from dataclasses import replace
 
         from bluegreen.adapters import argocd
-        from bluegreen.verify import pick_cluster_secret
+        from bluegreen.adapters.argocd import pick_cluster_secret
 
         writes, problems, seen = [], [], {}
         for side in SIDES:
