@@ -13,7 +13,10 @@ class ExitCode(enum.IntEnum):
     OK = 0
     ERROR = 1  # unexpected error: a bug, or a failure we could not classify
     BAD_INPUT = 2  # bad input or configuration; nothing was changed
-    ROLLED_BACK = 3  # the shift failed its gates (or verify failed) and traffic is on the source side
+    # The gates failed (the shift rolled back, or held where policy says hold), or verify / preflight found
+    # the cluster not ready. One code for "the checks said no": the output says which.
+    GATES_FAILED = 3
+    NOT_READY = 3
     LOCKED = 4  # another run holds the migration's lock
     CONFLICT = 5  # the weights were changed by someone else during the run; we stopped without touching them
 
@@ -45,9 +48,9 @@ class PreflightError(BlueGreenError):
 
 
 class ShiftFailed(BlueGreenError):
-    """The gates failed (or a step could not be completed) and traffic was rolled back."""
+    """The target is not ready (verify, preflight): the shift refused before any change."""
 
-    exit_code = ExitCode.ROLLED_BACK
+    exit_code = ExitCode.NOT_READY
 
 
 class LockHeld(BlueGreenError):
@@ -64,6 +67,24 @@ class RouterError(BlueGreenError):
     """A traffic router (Route 53, external-dns, ArgoCD) failed in a way retries could not fix."""
 
     exit_code = ExitCode.ERROR
+
+
+# How a shift's outcome (``bluegreen.core.engine.Outcome`` values) maps to the exit code.
+OUTCOME_EXIT_CODES = {
+    "completed": ExitCode.OK,
+    "nothing_to_do": ExitCode.OK,
+    "outside_window": ExitCode.OK,
+    "rolled_back": ExitCode.GATES_FAILED,
+    "held": ExitCode.GATES_FAILED,
+    "rollback_failed": ExitCode.ERROR,
+    "conflict": ExitCode.CONFLICT,
+    "interrupted": ExitCode.ERROR,
+}
+
+
+def exit_code_for(outcome) -> ExitCode:
+    """``outcome``: an Outcome (a str enum) or its value."""
+    return OUTCOME_EXIT_CODES.get(getattr(outcome, "value", outcome), ExitCode.ERROR)
 
 
 def shorten(text: str, limit: int = 300) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from bluegreen.core.durations import format_duration
-from bluegreen.core.weights import LiveState, ShiftPlan
+from bluegreen.core.state import RunRecord, format_wall
+from bluegreen.core.plan import ShiftPlan
+from bluegreen.core.weights import LiveState
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -26,7 +28,7 @@ def live_state_dict(state: LiveState) -> dict:
         "records": [
             {
                 "name": r.name, "type": r.type, "zone": r.zone,
-                "weights": {"blue": r.weights.blue, "green": r.weights.green},
+                "weights": r.weights.as_dict(),
                 "share_percent": {"blue": r.weights.percent_on("blue"), "green": r.weights.percent_on("green")},
                 "ttl": r.ttl, "values": list(r.values),
             }
@@ -54,13 +56,13 @@ def plan_dict(plan: ShiftPlan, insync_estimate: float) -> dict:
     for step in plan.steps:
         changed = step.weights != current
         steps.append({
-            "percent": step.percent, "weights": {"blue": step.weights.blue, "green": step.weights.green},
+            "percent": step.percent, "weights": step.weights.as_dict(),
             "changes_weights": changed, "hold_seconds": plan.hold_after(step, changed=changed),
         })
         current = step.weights
     return {
         "target": plan.target, "source": plan.source,
-        "start": {"blue": plan.start.blue, "green": plan.start.green},
+        "start": plan.start.as_dict(),
         "ttl": plan.original_ttl, "cutover_ttl": plan.cutover_ttl if plan.lowers_ttl else None,
         "ttl_margin_seconds": plan.ttl_margin, "bake_seconds": plan.bake,
         "skipped_percent": list(plan.skipped), "steps": steps,
@@ -110,14 +112,101 @@ def result_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-def clusters_text(clusters: dict) -> str:
+def clusters_text(clusters: dict, *, show_argocd_weight: bool) -> str:
+    """The clusters table. ``show_argocd_weight``: the weight driver reads the ArgoCD annotation (argocd,
+    external-dns via an ApplicationSet); with the route53 driver that annotation says nothing about traffic
+    and is not shown beside the records' weights."""
     rows = []
     for side, info in clusters.items():
-        if info.get("error"):
-            rows.append((side, info.get("name", ""), "", "", f"unreachable: {info['error']}"))
-            continue
+        weight = info.get("argocd_weight") or ""
+        if info.get("drift"):
+            weight = f"{weight} (drift: {info['drift']})"
         apps = info.get("applications")
         health = "" if apps is None else f"{info.get('synced', 0)}/{apps} synced, {info.get('healthy', 0)}/{apps} healthy"
-        rows.append((side, info.get("name", ""), info.get("kubernetes_version", ""),
-                     info.get("route53_weight", ""), health))
-    return table(("CLUSTER", "NAME", "KUBERNETES", "ROUTE53 WEIGHT", "ARGOCD APPLICATIONS"), rows)
+        if info.get("error"):
+            health, weight = f"unreachable: {info['error']}", ""
+        row = (side, info.get("name", ""), info.get("kubernetes_version", ""), weight, health)
+        rows.append(row if show_argocd_weight else row[:3] + row[4:])
+    headers = ("CLUSTER", "NAME", "KUBERNETES", "ARGOCD WEIGHT", "ARGOCD APPLICATIONS")
+    return table(headers if show_argocd_weight else headers[:3] + headers[4:], rows)
+
+
+def drift(clusters: dict, live: LiveState) -> None:
+    """Flag, on each cluster entry, an ArgoCD weight that differs from what Route 53 holds."""
+    weights = live.weights()
+    for side, info in clusters.items():
+        argocd = info.get("argocd_weight")
+        if weights is not None and argocd not in (None, "") and str(argocd) != str(weights.of(side)):
+            info["drift"] = f"ArgoCD says {argocd}, Route 53 says {weights.of(side)}"
+
+
+def weights_text(weights: Any) -> str:
+    """``blue=90 green=10`` from the JSON shape ``{"blue": 90, "green": 10}`` (older journals hold text)."""
+    if isinstance(weights, Mapping) and "blue" in weights and "green" in weights:
+        return f"blue={weights['blue']} green={weights['green']}"
+    return "-" if weights is None else str(weights)
+
+
+# -- the journal (`bluegreen history`) -------------------------------------------------------------------
+def _short_time(seconds: float | None) -> str:
+    return "-" if seconds is None else format_wall(seconds).replace(" UTC", "")
+
+
+def runs_text(runs: list[RunRecord], *, lock_holder: Any = None) -> str:
+    """The table ``bluegreen history`` prints (newest first)."""
+    if not runs:
+        return "no runs journaled for this migration yet\n"
+    rows = [("RUN", "COMMAND", "STARTED (UTC)", "DURATION", "STATUS", "EXIT", "TARGET", "REASON")]
+    for run in runs:
+        duration = "-" if run.finished_at is None else f"{run.finished_at - run.started_at:.0f}s"
+        reason = (run.reason or "")[:60]
+        rows.append((run.run_id, run.command, _short_time(run.started_at), duration, run.status(lock_holder),
+                     "-" if run.exit_code is None else str(run.exit_code), str(run.plan.get("target", "-")),
+                     reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1] for row in rows]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _describe_event(kind: str, data: Mapping[str, Any]) -> str:
+    if kind == "weights_changed":
+        changes = ", ".join(data.get("change_ids") or []) or "-"
+        return f"{data.get('step')}: {weights_text(data.get('old'))} -> {weights_text(data.get('new'))} (changes {changes})"
+    if kind == "step_passed":
+        probes = data.get("probes") or {}
+        parts = []
+        for name, summary in probes.items():
+            if isinstance(summary, Mapping):
+                keys = ("samples", "success_ratio", "p95_latency_ms", "cluster_share_percent")
+                brief = ", ".join(f"{k}={summary[k]}" for k in keys if k in summary)
+                parts.append(f"{name}[{brief}]" if brief else name)
+        return f"{data.get('step')} passed at {weights_text(data.get('weights'))}" + (f"; {'; '.join(parts)}" if parts else "")
+    if kind in ("gates_failed",):
+        return f"{data.get('step')}: " + "; ".join(str(r) for r in data.get("reasons") or [])
+    if kind in ("rollback_started", "rolled_back"):
+        return f"{data.get('reason')} -> {weights_text(data.get('to') or data.get('weights'))}"
+    text = ", ".join(f"{k}={v}" for k, v in data.items())
+    return text[:200]
+
+
+def run_text(run: RunRecord, *, lock_holder: Any = None) -> str:
+    """One run in full, for ``bluegreen history RUN_ID``."""
+    holder = run.holder or {}
+    lines = [
+        f"run       {run.run_id}",
+        f"command   bluegreen {run.command} (migration {run.name})",
+        f"by        pid {holder.get('pid', '?')} on {holder.get('host', '?')}",
+        f"started   {format_wall(run.started_at)}",
+        f"finished  {'-' if run.finished_at is None else format_wall(run.finished_at)}",
+        f"status    {run.status(lock_holder)}" + ("" if run.exit_code is None else f" (exit {run.exit_code})"),
+    ]
+    if run.reason:
+        lines.append(f"reason    {run.reason}")
+    plan = dict(run.plan)
+    if plan:
+        lines.append("plan      " + ", ".join(f"{k}={v}" for k, v in plan.items()))
+    if run.events:
+        lines.append("events")
+        for event in run.events:
+            lines.append(f"  {_short_time(event.at)[11:]}  {event.kind:<16} {_describe_event(event.kind, event.data)}")
+    return "\n".join(lines) + "\n"

@@ -117,7 +117,7 @@ class Marks:
 
     def install(self) -> None:
         import bluegreen.core.engine as engine
-        from bluegreen.adapters.route53 import Route53Router
+        from bluegreen.routers.route53 import Route53Router
 
         marks = self
         judge = engine.judge
@@ -132,8 +132,8 @@ class Marks:
         original_set = Route53Router.set
         original_wait = Route53Router.wait_insync
 
-        def timed_set(self, weights, *, ttl=None):
-            ids = original_set(self, weights, ttl=ttl)
+        def timed_set(self, weights, **kwargs):
+            ids = original_set(self, weights, **kwargs)
             marks.sets.append((time.monotonic(), str(weights)))
             return ids
 
@@ -229,7 +229,7 @@ def cold_rollback(sb, tmp: Path, runs: int) -> dict:
     wrapper = tmp / "rollback_wrapper.py"
     wrapper.write_text(
         "import json, sys, threading, time\n"
-        "import bluegreen.adapters.route53 as r53\n"
+        "import bluegreen.routers.route53 as r53\n"
         "_set = r53.Route53Router.set\n"
         "def _timed(self, *a, **k):\n"
         "    ids = _set(self, *a, **k)\n"
@@ -356,13 +356,14 @@ def max_in_window(stamps: list[float], window: float = 1.0, tolerance: float = 0
 
 def calls_run(endpoint_url: str, records: int, zones: int, steps: list[int], tmp_tag: str) -> dict:
     from bluegreen.adapters.aws import client as make_client
-    from bluegreen.adapters.route53 import MAX_RECORDS_PER_BATCH, Route53Router
+    from bluegreen.routers.route53 import MAX_RECORDS_PER_BATCH, Route53Router
     from bluegreen.config import AwsConfig, RecordRef, RouteConfig
     from bluegreen.core.clock import SystemClock
     from bluegreen.core.engine import ShiftEngine
     from bluegreen.core.ports import NoProbes
     from bluegreen.core.verdict import Gates
-    from bluegreen.core.weights import SideWeights, build_plan
+    from bluegreen.core.plan import build_plan
+    from bluegreen.core.weights import SideWeights
     from bluegreen.sandbox.faults import ThrottlingProxy
     from bluegreen.sandbox.zone import delete_zone, seed_zone
 

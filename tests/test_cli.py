@@ -63,7 +63,8 @@ def test_shift_walks_to_green_and_logs_every_change(tmp_path, moto_endpoint, zon
     assert [s["weights"]["green"] for s in result["steps"]] == [0, 10, 50, 100]
     assert zone.weights(app) == zone.weights(api) == {"eks-blueprint-blue": 0, "eks-blueprint-green": 100}
     changes = [json.loads(line) for line in err.splitlines() if '"weights_changed"' in line]
-    assert [c["new"] for c in changes] == ["blue=90 green=10", "blue=50 green=50", "blue=0 green=100"]
+    assert [c["new"] for c in changes] == [{"blue": 90, "green": 10}, {"blue": 50, "green": 50},
+                                           {"blue": 0, "green": 100}]
     assert all(c["change_ids"] and c["old"] for c in changes)
 
 
@@ -178,7 +179,10 @@ def test_rollback_from_another_process_stops_a_running_shift_with_exit_5(tmp_pat
         shift.kill()
     assert shift.returncode == 5, err
     assert "outcome: conflict" in out and "stopped without touching the records" in out, out
-    assert "blue=100 green=0" in out.split("reason:")[1]
+    reason = out.split("reason:")[1]
+    # Seen within one check interval (the lock is checked, not only renewed), or by the read-back when the
+    # rollback lands between the shift's change and its read-back.
+    assert "took the migration's lock over" in reason or "read-back" in reason, reason
     assert zone.weights(app) == {"eks-blueprint-blue": 100, "eks-blueprint-green": 0}
 
 

@@ -8,7 +8,9 @@ from bluegreen.core.clock import FakeClock
 from bluegreen.core.durations import parse_duration
 from bluegreen.core.engine import OnInterrupt, Outcome, ShiftEngine
 from bluegreen.core.verdict import Gates, Sample, SampleWindow, judge, percentile
-from bluegreen.core.weights import PlanError, SideWeights, build_plan, parse_steps
+from bluegreen.core.plan import PlanError, build_plan, parse_steps
+from bluegreen.core.weights import SideWeights
+from bluegreen.errors import exit_code_for
 from bluegreen.errors import ExitCode
 from tests.support.fakes import MemoryRouter, ScriptedProber
 
@@ -134,7 +136,7 @@ def test_five_minute_pause_is_asserted_without_waiting():
     plan = build_plan(target="green", steps=[100], start=router.weights, original_ttl=300, cutover_ttl=None,
                       ttl_margin=0, bake=0)
     result = engine.run(plan)
-    assert result.outcome is Outcome.COMPLETED and result.exit_code == ExitCode.OK
+    assert result.outcome is Outcome.COMPLETED and exit_code_for(result.outcome) == ExitCode.OK
     assert sum(clock.sleeps) == pytest.approx(300)  # the TTL, held in full, with no real waiting
     assert router.writes == [(SideWeights(0, 100), None)]
 
@@ -162,7 +164,7 @@ def test_failing_green_at_10_percent_rolls_back_to_blue():
     plan = build_plan(target="green", steps=[0, 10, 50, 100], start=router.weights, original_ttl=60,
                       cutover_ttl=None, ttl_margin=5, bake=30)
     result = engine.run(plan)
-    assert result.outcome is Outcome.ROLLED_BACK and result.exit_code == ExitCode.ROLLED_BACK
+    assert result.outcome is Outcome.ROLLED_BACK and exit_code_for(result.outcome) == ExitCode.GATES_FAILED
     assert router.weights == SideWeights(100, 0)
     assert [w for w, _ in router.writes] == [SideWeights(90, 10), SideWeights(100, 0)]
     assert "consecutive failures" in result.reason
@@ -183,7 +185,7 @@ def test_weights_changed_by_someone_else_stops_without_touching():
     plan = build_plan(target="green", steps=[10, 50, 100], start=router.weights, original_ttl=10,
                       cutover_ttl=None, ttl_margin=0, bake=0)
     result = engine.run(plan)
-    assert result.outcome is Outcome.CONFLICT and result.exit_code == ExitCode.CONFLICT
+    assert result.outcome is Outcome.CONFLICT and exit_code_for(result.outcome) == ExitCode.CONFLICT
     assert [w for w, _ in router.writes] == [SideWeights(90, 10)]  # nothing written after the conflict
     assert router.weights == SideWeights(100, 0)
 
@@ -249,7 +251,7 @@ def test_nothing_to_do_when_resume_finds_the_plan_complete():
     plan = build_plan(target="green", steps=[0, 10, 50, 100], start=router.weights, original_ttl=60,
                       cutover_ttl=None, ttl_margin=0, bake=0, resume=True)
     result = engine.run(plan)
-    assert result.outcome is Outcome.NOTHING_TO_DO and result.exit_code == 0 and router.writes == []
+    assert result.outcome is Outcome.NOTHING_TO_DO and exit_code_for(result.outcome) == 0 and router.writes == []
 
 
 @pytest.mark.parametrize("policy", list(OnInterrupt))
@@ -272,7 +274,7 @@ def test_lost_lock_stops_without_writing_again(policy):
                       ttl_margin=0, bake=0)
 
     result = engine.run(plan)
-    assert result.outcome is Outcome.CONFLICT and result.exit_code == ExitCode.CONFLICT
+    assert result.outcome is Outcome.CONFLICT and exit_code_for(result.outcome) == ExitCode.CONFLICT
     assert router.writes[-1][0] == SideWeights(90, 10)  # nothing written after the takeover
     assert router.weights == SideWeights(100, 0)
 
@@ -286,7 +288,7 @@ def test_a_fresh_start_read_is_not_repeated_but_later_steps_reread():
     engine, _ = _engine(router, clock)
     plan = build_plan(target="green", steps=[10, 100], start=router.weights, original_ttl=0, cutover_ttl=None,
                       ttl_margin=0, bake=0)
-    assert engine.run(plan, start_is_fresh=True).outcome is Outcome.COMPLETED
+    assert engine.run(plan, live=original()).outcome is Outcome.COMPLETED
     assert len(reads) == 1  # before the second step only
 
 
@@ -305,7 +307,7 @@ def test_a_readback_showing_someone_elses_weights_is_a_conflict_not_a_rollback()
     plan = build_plan(target="green", steps=[10, 100], start=router.weights, original_ttl=0, cutover_ttl=None,
                       ttl_margin=0, bake=0)
     result = engine.run(plan)
-    assert result.outcome is Outcome.CONFLICT and result.exit_code == ExitCode.CONFLICT
+    assert result.outcome is Outcome.CONFLICT and exit_code_for(result.outcome) == ExitCode.CONFLICT
     assert [w for w, _ in router.writes] == [SideWeights(90, 10)]  # no rollback write on top of theirs
 
 
@@ -326,7 +328,7 @@ def test_a_signal_at_any_phase_of_a_step_leaves_a_known_weight(phase, policy):
             stop.set()  # arrives while the live weights are re-read before the 50% step
         return real_read()
 
-    def set_(weights, *, ttl=None):
+    def set_(weights, *, live=None, ttl=None, urgent=False):
         changes = real_set(weights, ttl=ttl)
         if phase == "in-set" and weights == SideWeights(50, 50):
             stop.set()  # arrives while the change is in flight
@@ -335,7 +337,7 @@ def test_a_signal_at_any_phase_of_a_step_leaves_a_known_weight(phase, policy):
     def verify(weights, changes, *, ttl=None):
         if phase == "in-verify" and weights == SideWeights(50, 50):
             stop.set()  # arrives while waiting for INSYNC
-        real_verify(weights, changes, ttl=ttl)
+        return real_verify(weights, changes, ttl=ttl)
 
     router.read, router.set, router.verify = read, set_, verify
     if phase == "in-hold":

@@ -12,18 +12,20 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
-from bluegreen.adapters.kube_routers import (
-    ArgoCdRouter, ExternalDnsRouter, build_router, parse_objects, write_order,
-)
+from bluegreen.routers import build_router
+from bluegreen.routers.argocd import ArgoCdRouter
+from bluegreen.routers.external_dns import ExternalDnsRouter
+from bluegreen.routers.source import write_order
 from bluegreen.adapters.kube import ClusterAccessError
-from bluegreen.adapters.route53 import Route53Router
+from bluegreen.routers.route53 import Route53Router
 from bluegreen.config import parse_config
 from bluegreen.core.clock import FakeClock, SystemClock
 from bluegreen.core.engine import Outcome, ShiftEngine
 from bluegreen.core.ports import NoProbes
 from bluegreen.core.verdict import Gates
-from bluegreen.core.weights import LiveState, RecordState, SideWeights, build_plan
-from bluegreen.errors import ConfigError, ExitCode, PreflightError, RouterError
+from bluegreen.core.plan import build_plan
+from bluegreen.core.weights import LiveState, RecordState, SideWeights
+from bluegreen.errors import ConfigError, ExitCode, PreflightError, RouterError, exit_code_for
 from tests.support.fake_external_dns import FakeExternalDns, Source
 from tests.support.kube_emulator import INGRESSES, SECRETS, SERVICES, kube, kube_servers  # noqa: F401
 from tests.test_verify import FAKE_B64, FAKE_CREDENTIAL, secret_for
@@ -216,7 +218,7 @@ def test_engine_rolls_back_when_the_sync_never_comes(kube, zone, edns):
     with fake_dns(kube, zone, never=True):
         result = shift(router_for(edns))
     assert result.outcome is Outcome.ROLLED_BACK, result.reason
-    assert result.exit_code == ExitCode.ROLLED_BACK
+    assert exit_code_for(result.outcome) == ExitCode.GATES_FAILED
     assert "external-dns did not sync it" in result.reason
     assert (weight_of(kube, "blue"), weight_of(kube, "green")) == ("100", "0")  # annotations rolled back
     assert zone.weights(zone.fqdn("burnham")) == {BLUE_ID: 100, GREEN_ID: 0}
@@ -265,7 +267,7 @@ def test_objects_annotated_with_the_new_prefix_get_a_hint(kube, zone, edns):
     kube["blue"].put(INGRESSES, NS, "burnham", ingress(BLUE_ID, 100, prefix=new))
     kube["green"].put(INGRESSES, NS, "burnham", ingress(GREEN_ID, 0, prefix=new))
     with pytest.raises(PreflightError, match=f"set route.annotation_prefix: {new}"):
-        router_for(edns).preflight()
+        router_for(edns).preflight(None)
     router = router_for(make_config(kube, zone, route={"annotation_prefix": new + "/"}))
     router.set(SideWeights(90, 10))
     assert weight_of(kube, "green", key=f"{new}/aws-weight") == "10"
@@ -328,10 +330,10 @@ OBJ = {"kind": "ingress", "namespace": NS, "name": "burnham"}
     ("external-dns", {"objects": [OBJ], "annotation_prefix": "external-dns.alpha.kubernetes.io/aws"}, None,
      "`route.annotation_prefix` must be a DNS subdomain"),
     ("external-dns", {"objects": [OBJ], "sync_timeout": "soon"}, None, "route.sync_timeout"),
-    ("external-dns", {"objects": [OBJ], "sync_timeout": 0}, None, "`route.sync_timeout` must be greater than zero"),
+    ("external-dns", {"objects": [OBJ], "sync_timeout": 0}, None, "`route.sync_timeout` must be a finite duration, more than 0"),
     ("external-dns", {"objects": [OBJ], "weight_annotation": "w"}, None,
      "`route.weight_annotation` is not used with route.driver: external-dns"),
-    ("external-dns", {"objects": [OBJ]}, False, "`clusters` is missing"),
+    ("external-dns", {"objects": [OBJ]}, False, "`clusters` is required with route.driver: external-dns"),
     ("argocd", {"objects": [OBJ]}, None, "`route.objects` is not used with route.driver: argocd"),
     ("argocd", {"ttl": 30}, None, "`route.ttl` cannot be used with route.driver: argocd"),
     ("argocd", {"weight_annotation": "bad key!"}, None, "`route.weight_annotation` must be an annotation key"),
@@ -348,8 +350,9 @@ def test_bad_driver_config_is_refused_naming_the_key(driver, route, clusters, ma
 
 
 def test_object_shapes():
-    objects = parse_objects(config_with({"namespace": "web", "objects": {
-        "blue": ["ingress/a/x", {"name": "y"}], "green": [{"kind": "Service", "namespace": "b", "name": "z"}]}}).route)
+    objects = config_with({"namespace": "web", "objects": {
+        "blue": ["ingress/a/x", {"name": "y"}], "green": [{"kind": "Service", "namespace": "b", "name": "z"}]}}
+    ).route.external_dns.objects
     assert [(o.kind, o.namespace, o.name) for o in objects["blue"]] == [("ingress", "a", "x"), ("ingress", "web", "y")]
     assert [(o.side, o.kind, o.namespace) for o in objects["green"]] == [("green", "service", "b")]
 
@@ -357,8 +360,8 @@ def test_object_shapes():
 def test_route53_driver_never_imports_kubernetes():
     code = ("import sys\n"
             "from bluegreen.config import parse_config\n"
-            "from bluegreen.adapters.kube_routers import build_router\n"
-            "from bluegreen.adapters.route53 import Route53Router\n"
+            "from bluegreen.routers import build_router\n"
+            "from bluegreen.routers.route53 import Route53Router\n"
             "c = parse_config({'name': 'b', 'route': {'hosted_zone': 'example.com', 'records': ['a.example.com'],"
             " 'blue': 'x', 'green': 'y'}})\n"
             "assert isinstance(build_router(c), Route53Router)\n"

@@ -17,7 +17,7 @@ from bluegreen.adapters.kube import (
     CLUSTER_ID_HEADER, TOKEN_PREFIX, ClusterAccessError, EksTokenSource, Kube, connect, make_eks_token,
     token_configuration,
 )
-from bluegreen.clusters_config import ClusterAccess
+from bluegreen.config.clusters import ClusterAccess
 from bluegreen.config import AwsConfig
 from tests.support.kube_emulator import SECRETS, cluster_secret, kube, kube_servers  # noqa: F401
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bluegreen.adapters.state_sqlite import SqliteStateStore
+from bluegreen.adapters.state.sqlite import SqliteStateStore
 from bluegreen.core.clock import FakeClock, SystemClock
 from bluegreen.core.state import Holder, LeaseKeeper, LockLost, StateError
 from bluegreen.errors import ExitCode, LockHeld
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = textwrap.dedent("""
     import json, os, sys, threading, time
     from pathlib import Path
-    from bluegreen.adapters.state_sqlite import SqliteStateStore
+    from bluegreen.adapters.state.sqlite import SqliteStateStore
     from bluegreen.core.clock import SystemClock
     from bluegreen.core.state import Holder, LeaseKeeper
     from bluegreen.errors import LockHeld

@@ -14,9 +14,8 @@ from typing import Iterator
 import pytest
 
 from bluegreen import logs
-from bluegreen.adapters.notify import (
-    DEFAULT_EVENTS, Notifier, WebhookTarget, parse_notifications,
-)
+from bluegreen.adapters.notify import Notifier, WebhookTarget
+from bluegreen.config.sections import NotifyConfig, parse_notifications
 from bluegreen.core.ports import Event
 from bluegreen.errors import ConfigError
 
@@ -70,7 +69,7 @@ def log_stream() -> Iterator[io.StringIO]:
 
 
 def _config(section: dict) -> SimpleNamespace:
-    return SimpleNamespace(name="burnham", sections={"notifications": section})
+    return SimpleNamespace(name="burnham", notifications=parse_notifications(section))
 
 
 def _closed_port() -> int:
@@ -144,7 +143,7 @@ def test_full_queue_drops_instead_of_blocking(hooks: Hooks, log_stream: io.Strin
 
 
 def test_from_config_without_urls(log_stream: io.StringIO) -> None:
-    assert Notifier.from_config(SimpleNamespace(name="m", sections={})) is None
+    assert Notifier.from_config(SimpleNamespace(name="m", notifications=NotifyConfig())) is None
     config = _config({"slack_webhook_env": "BG_SLACK", "webhook_env": "BG_HOOK"})
     assert Notifier.from_config(config, environ={}) is None
     assert Notifier.from_config(config, environ={"BG_SLACK": "ftp://SECRET"}) is None
@@ -158,7 +157,7 @@ def test_config_parsing() -> None:
                                     "timeout": "2s"})
     assert settings.events == ("shift_completed",) and settings.timeout == 2.0 and settings.enabled
     assert parse_notifications(None).enabled is False
-    assert parse_notifications({"webhook_env": "X"}).events == DEFAULT_EVENTS
+    assert parse_notifications({"webhook_env": "X"}).events == NotifyConfig.events
     pasted = "https://hooks.slack.com/services/T0SECRET/B0SECRET/xoxbSECRETTOKEN123"
     with pytest.raises(ConfigError) as caught:
         parse_notifications({"slack_webhook_env": pasted})

@@ -23,7 +23,7 @@ BLUE, GREEN = "eks-blueprint-blue", "eks-blueprint-green"
 
 def public(sb, **overrides) -> ProbeConfig:
     """Through the sandbox DNS, as a client on the internet would reach the service."""
-    fields = dict(name="public", url=sb.url(), nameserver=sb.dns_address, cluster_pattern=CLUSTER_PATTERN,
+    fields = dict(name="public", url=sb.url(), resolver=sb.dns_address, cluster_pattern=CLUSTER_PATTERN,
                   interval=0.02, timeout=1.0)
     fields.update(overrides)
     return ProbeConfig(**fields)

@@ -19,8 +19,8 @@ from botocore.stub import Stubber
 from bluegreen.adapters.eks import Eks, EksError, wait_for_status
 from bluegreen.core.clock import FakeClock
 from bluegreen.errors import ConfigError, ExitCode
-from bluegreen.provision import Deps, ProvisionError, check_version_jump, green_metadata, run_provision
-from bluegreen.verify import run_verify
+from bluegreen.clusters.provision import Deps, ProvisionError, check_version_jump, green_metadata, run_provision
+from bluegreen.clusters.verify import run_verify
 from tests.support.kube_emulator import SECRETS, kube, kube_servers  # noqa: F401
 from tests.test_verify import FAKE_B64, FAKE_CREDENTIAL, make_config, secret_for
 
@@ -258,7 +258,7 @@ def test_target_mode_checks_active_and_registered(env):
     env.create_blue()
     env.eks.create_cluster(name=env.green, version="1.31", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["s"]})
     report = run_provision(env.config(), "green", deps=env.deps())
-    assert not report.ok and report.exit_code == ExitCode.ROLLED_BACK
+    assert not report.ok and report.exit_code == ExitCode.NOT_READY
     assert any("ArgoCD registration" in p and "found: " + env.blue in p for p in report.problems), report.problems
 
     name, obj = secret_for("green")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bluegreen.config import AwsConfig, RecordRef, RouteConfig
-from bluegreen.adapters.route53 import Route53Router, split_batches
+from bluegreen.routers.route53 import Route53Router, split_batches
 from bluegreen.core.clock import FakeClock
 from bluegreen.core.weights import SideWeights
 from bluegreen.errors import PreflightError, RouterError, WeightsChangedExternally
@@ -22,7 +22,7 @@ def test_read_reports_weights_ttl_and_values(moto_endpoint, zone):
     api = zone.weighted_pair("api", blue=100, green=0, ttl=60)
     state = _router(moto_endpoint, zone.name, app, api).read()
     assert state.weights() == SideWeights(100, 0)
-    assert state.ttl() == 300
+    assert state.plain_ttl() == 300
     assert {r.name: r.ttl for r in state.records} == {app: 300, api: 60}
     assert state.records[0].values == ("blue: 127.0.0.2", "green: 127.0.0.3")
 
@@ -40,9 +40,9 @@ def test_set_is_one_change_per_zone_and_keeps_everything_but_weight(moto_endpoin
                  "HealthCheckId": "11111111-2222-3333-4444-555555555555"})
     before = {(r["Name"], r.get("SetIdentifier")): r for r in zone.dump()}
     router = _router(moto_endpoint, zone.name, app, api)
-    router.read()
+    live = router.read()
     router.calls.clear()
-    changes = router.set(SideWeights(90, 10))
+    changes = router.set(SideWeights(90, 10), live=live)
     assert router.calls == {"change_resource_record_sets": 1} and len(changes) == 1
     router.verify(SideWeights(90, 10), changes)
     after = {(r["Name"], r.get("SetIdentifier")): r for r in zone.dump()}
@@ -60,7 +60,7 @@ def test_ttl_change_and_readback(moto_endpoint, zone):
     router = _router(moto_endpoint, zone.name, app)
     changes = router.set(SideWeights(100, 0), ttl=30)
     router.verify(SideWeights(100, 0), changes, ttl=30)
-    assert router.read().ttl() == 30
+    assert router.read().plain_ttl() == 30
 
 
 def test_verify_notices_weights_that_did_not_take(moto_endpoint, zone):

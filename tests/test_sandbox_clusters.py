@@ -16,7 +16,7 @@ from bluegreen.cli import Environment, main
 from bluegreen.config import parse_config
 from bluegreen.sandbox import Sandbox
 from bluegreen.sandbox.kube import ARGOCD_NAMESPACE, FAKE_CLUSTER_CREDENTIAL, SECRETS
-from bluegreen.verify import cluster_summaries, run_verify
+from bluegreen.clusters.verify import cluster_summaries, run_verify
 
 pytestmark = pytest.mark.sandbox
 
@@ -62,7 +62,7 @@ def test_sandbox_clusters_verify_ready_and_leave_nothing_running():
         assert summary["metadata"]["checked"] >= 15  # addon flags, environment, repos, workloads ...
         clusters = cluster_summaries(parse_config(config))
         assert clusters["blue"]["kubernetes_version"] == "1.30" and clusters["green"]["kubernetes_version"] == "1.31"
-        assert (clusters["blue"]["route53_weight"], clusters["green"]["route53_weight"]) == ("100", "0")
+        assert (clusters["blue"]["argocd_weight"], clusters["green"]["argocd_weight"]) == ("100", "0")
         tmpdir = sandbox.kubeconfig.parent
         ports = [urlsplit(sandbox.kube[side].url).port for side in ("blue", "green")]
     finally:

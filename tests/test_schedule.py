@@ -7,9 +7,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bluegreen.core.clock import FakeClock
-from bluegreen.core.weights import SideWeights, build_plan
+from bluegreen.core.plan import build_plan
+from bluegreen.core.weights import SideWeights
 from bluegreen.errors import ConfigError, ExitCode
-from bluegreen.schedule import check_window, limit_steps, parse_time_bound
+from bluegreen.core.plan import PlanError, limit_steps
+from bluegreen.core.schedule import check_window, parse_time_bound
 
 SEOUL = timezone(timedelta(hours=9), "KST")
 
@@ -113,5 +115,5 @@ def test_max_steps_does_not_count_a_leading_step_that_changes_nothing() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5])
 def test_max_steps_must_be_positive(bad) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(PlanError):
         limit_steps(_plan(SideWeights(100, 0)), bad)

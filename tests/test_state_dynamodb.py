@@ -8,13 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from bluegreen.adapters.state_dynamodb import DynamoStateStore, init_state
-from bluegreen.adapters.state_sqlite import init_state_store, open_state_store
+from bluegreen.adapters.state.dynamodb import DynamoStateStore, init_state
+from bluegreen.adapters.state.sqlite import init_state_store, open_state_store
 from bluegreen.config import AwsConfig
 from bluegreen.core.clock import FakeClock
 from bluegreen.core.state import Holder, LeaseKeeper, LockLost, last_origin_side
 from bluegreen.errors import ConfigError, ExitCode, LockHeld
-from bluegreen.journal_sink import JournalSink
+from bluegreen.config.sections import parse_state
+from bluegreen.runs import JournalSink
 from bluegreen.core.ports import Event
 from tests.support.moto_fixtures import fake_aws_env
 
@@ -26,7 +27,7 @@ def config(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespa
     return SimpleNamespace(
         name="burnham", path=None,
         aws=AwsConfig(region="eu-west-1", endpoint_url=moto_endpoint),
-        sections={"state": {"backend": "dynamodb", "table": table, "lease": "30s"}},
+        state=parse_state({"backend": "dynamodb", "table": table, "lease": "30s"}),
     )
 
 
@@ -49,11 +50,11 @@ def test_init_state_is_idempotent_and_checks_the_key(config: SimpleNamespace, cl
     from bluegreen.adapters.aws import client
 
     ddb = client(config.aws, "dynamodb")
-    description = ddb.describe_table(TableName=config.sections["state"]["table"])["Table"]
+    description = ddb.describe_table(TableName=config.state.table)["Table"]
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ddb.create_table(TableName="not-ours", AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                      KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
-    wrong = SimpleNamespace(**{**vars(config), "sections": {"state": {"backend": "dynamodb", "table": "not-ours"}}})
+    wrong = SimpleNamespace(**{**vars(config), "state": parse_state({"backend": "dynamodb", "table": "not-ours"})})
     with pytest.raises(ConfigError, match="not a bluegreen state table"):
         init_state(wrong)
 
@@ -136,7 +137,7 @@ def test_journal_round_trip(store: DynamoStateStore, clock: FakeClock) -> None:
     store.finish(run_id, "rolled_back", 3, "gates failed: success ratio 0.5 < 0.99")
     run = store.get_run(run_id)
     assert (run.outcome, run.exit_code, run.reason) == ("rolled_back", 3, "gates failed: success ratio 0.5 < 0.99")
-    assert [e.seq for e in run.events] == list(range(1, 13))
+    assert [e.seq for e in run.events] == list(range(1, 14))  # the hold is journaled (bounded), for `watch`
     assert run.events[0].kind == "shift_started" and run.events[-1].data["change_ids"] == ["C10"]
     assert all(e.data.get("token") in (None, "***") for e in run.events)
     assert run.plan == {"target": "green", "origin_side": "blue", "ratio": 0.25}

@@ -11,10 +11,10 @@ import pytest
 
 from bluegreen.adapters import argocd
 from bluegreen.adapters.kube import ClusterAccessError, connect
-from bluegreen.clusters_config import ClusterAccess, parse_clusters, parse_provision, parse_verify
+from bluegreen.config.clusters import ClusterAccess
 from bluegreen.config import AwsConfig, parse_config
 from bluegreen.errors import ConfigError, ExitCode
-from bluegreen.verify import cluster_summaries, run_verify
+from bluegreen.clusters.verify import cluster_summaries, run_verify
 from tests.support.kube_emulator import (  # noqa: F401  (fixtures)
     APPLICATIONS, DEPLOYMENTS, INGRESSES, SECRETS, SERVICES, STATEFULSETS, application, cluster_secret, deployment,
     kube, kube_servers, statefulset,
@@ -196,6 +196,7 @@ def test_unknown_kubeconfig_context_is_a_config_error(kube):
     (None, "`clusters` is missing"),
     ({"blue": {"eks": "a"}}, "`clusters.green` is missing"),
     ({"blue": {"eks": "a"}, "green": {"kubeconfig": "/x"}}, "`clusters.green.context` is required"),
+    ({"blue": {"eks": "a"}, "green": {"eks": "b", "region": float("nan")}}, "`clusters.green.region` must be"),
     ({"blue": {"eks": "a"}, "green": {}}, "says nothing about how to reach"),
     ({"blue": {"eks": "a"}, "green": {"eks": "b", "contxt": "c"}}, "unknown key `clusters.green.contxt`"),
     ({"blue": {"eks": "a"}, "green": {"eks": "a"}}, "both name the cluster 'a'"),
@@ -208,7 +209,7 @@ def test_bad_clusters_config(clusters, fragment):
     if clusters is not None:
         raw["clusters"] = clusters
     with pytest.raises(ConfigError) as caught:
-        parse_clusters(parse_config(raw))
+        parse_config(raw).require_clusters()
     assert fragment in str(caught.value)
     assert caught.value.exit_code == ExitCode.BAD_INPUT
 
@@ -219,14 +220,14 @@ def test_verify_and_provision_sections():
            "verify": {"ignore_keys": ["x_*"], "workload_namespaces": ["team-a"]},
            "provision": {"command": "terraform -chdir='eks green' apply -auto-approve", "wait_timeout": "20m"}}
     config = parse_config(raw)
-    assert parse_verify(config).ignore_keys == ("x_*",)
-    prov = parse_provision(config)
+    assert config.verify.ignore_keys == ("x_*",)
+    prov = config.provision
     assert prov.command == ("terraform", "-chdir=eks green", "apply", "-auto-approve")
     assert prov.wait_timeout == 1200
     with pytest.raises(ConfigError, match="verify.workload_namespaces"):
-        parse_verify(parse_config({**raw, "verify": {"workload_namespaces": "team-a"}}))
+        parse_config({**raw, "verify": {"workload_namespaces": "team-a"}})
     with pytest.raises(ConfigError, match="did you mean `provision.command`"):
-        parse_provision(parse_config({**raw, "provision": {"comand": "x"}}))
+        parse_config({**raw, "provision": {"comand": "x"}})
 
 
 # -- secrets never leak ------------------------------------------------------------------------------
@@ -263,7 +264,7 @@ def test_cluster_summaries_for_status(kube):
     summary = cluster_summaries(make_config(kube))
     assert "error" not in summary["green"], summary
     assert summary["green"]["applications"] == 2 and summary["green"]["healthy"] == 1
-    assert summary["blue"]["route53_weight"] == "100" and summary["green"]["route53_weight"] == "0"
+    assert summary["blue"]["argocd_weight"] == "100" and summary["green"]["argocd_weight"] == "0"
     assert summary["blue"]["kubernetes_version"]
 
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import structlog
 
 from bluegreen.adapters.kube import Clusters, Kube
-from bluegreen.clusters_config import ClusterSpec
+from bluegreen.config.clusters import ClusterSpec
 
 log = structlog.get_logger("bluegreen.clusters")
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import structlog
 
-from bluegreen.clusters_config import ClusterAccess, ClustersConfig
+from bluegreen.config.clusters import ClusterAccess, ClustersConfig
 from bluegreen.config import AwsConfig, Config
 from bluegreen.errors import BlueGreenError, ConfigError, ExitCode, shorten
 
@@ -207,7 +207,7 @@ def connect(access: ClusterAccess, aws: AwsConfig, *, label: str,
             monotonic: Callable[[], float] = time.monotonic) -> Kube:
     """A client for one cluster. With a kubeconfig it is used as is; with only ``eks``, the endpoint and CA
     come from DescribeCluster and the token from STS."""
-    if access.kubeconfig:
+    if access.kubeconfig or access.context:
         return Kube(_from_kubeconfig(access, label), label)
     return _from_eks(access, aws, label=label, eks_client=eks_client, sts_factory=sts_factory, monotonic=monotonic)
 
@@ -219,10 +219,12 @@ def _from_kubeconfig(access: ClusterAccess, label: str):
     from kubernetes import config as k8s_config
     from kubernetes.config.config_exception import ConfigException
 
-    path = os.path.expanduser(access.kubeconfig or "")
+    # No kubeconfig named: $KUBECONFIG (its first file) or ~/.kube/config, as kubectl does.
+    default = (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0] or "~/.kube/config"
+    path = os.path.expanduser(access.kubeconfig or default)
     if not os.path.exists(path):
         raise ConfigError(f"the kubeconfig of the {label} does not exist: {path}",
-                          hint="fix `clusters.<side>.kubeconfig`")
+                          hint="fix `clusters.<side>.kubeconfig`, or set KUBECONFIG")
     configuration = k8s.Configuration()
     try:
         k8s_config.load_kube_config(config_file=path, context=access.context,

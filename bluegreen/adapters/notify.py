@@ -26,85 +26,12 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+from bluegreen.core.events import DEFAULT_NOTIFIED
 from bluegreen.core.ports import Event
-from bluegreen.errors import ConfigError
 
-ENGINE_EVENTS = ("shift_started", "step_started", "weights_changed", "step_passed", "gates_failed",
-                 "rollback_started", "rolled_back", "conflict", "interrupted", "shift_completed", "nothing_to_do")
-# Emitted by the CLI rather than the engine: an unexpected failure, and a lock taken over by `rollback`.
-CLI_EVENTS = ("run_failed", "lock_lost")
-KNOWN_EVENTS = ENGINE_EVENTS + CLI_EVENTS
-DEFAULT_EVENTS = ("shift_started", "step_passed", "rollback_started", "rolled_back", "shift_completed",
-                  "conflict", "interrupted", "run_failed", "lock_lost")
 DEFAULT_TIMEOUT = 3.0
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class NotifyConfig:
-    slack_webhook_env: str | None = None
-    webhook_env: str | None = None
-    events: tuple[str, ...] = DEFAULT_EVENTS
-    timeout: float = DEFAULT_TIMEOUT
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.slack_webhook_env or self.webhook_env)
-
-
-def parse_notifications(section: Any) -> NotifyConfig:
-    """Check the ``notifications:`` section. Raises ConfigError (exit 2); never echoes a value that
-    could be a URL."""
-    from bluegreen.config import check_keys
-    from bluegreen.core.durations import parse_duration
-
-    if section is None:
-        return NotifyConfig()
-    if not isinstance(section, Mapping):
-        raise ConfigError("`notifications` must be a mapping",
-                          hint="e.g. notifications: {slack_webhook_env: BLUEGREEN_SLACK_WEBHOOK}")
-    check_keys(section, {"slack_webhook_env", "webhook_env", "events", "timeout"}, "notifications")
-    names: dict[str, str | None] = {}
-    for key in ("slack_webhook_env", "webhook_env"):
-        value = section.get(key)
-        if value is not None and (not isinstance(value, str) or not _ENV_NAME.match(value)):
-            # Do not repeat the value: people paste the webhook URL itself here.
-            raise ConfigError(
-                f"`notifications.{key}` must be the NAME of an environment variable (letters, digits, _)",
-                hint="put the webhook URL in that environment variable, never in the config file; "
-                     "e.g. slack_webhook_env: BLUEGREEN_SLACK_WEBHOOK")
-        names[key] = value
-    events = DEFAULT_EVENTS
-    if section.get("events") is not None:
-        raw = section["events"]
-        if not isinstance(raw, list) or not all(isinstance(e, str) for e in raw):
-            raise ConfigError("`notifications.events` must be a list of event names",
-                              hint=f"known events: {', '.join(KNOWN_EVENTS)}")
-        for name in raw:
-            if name == "hold":
-                raise ConfigError("`notifications.events`: `hold` is a once-a-second progress event and "
-                                  "cannot be notified", hint="use step_passed for one message per step")
-            if name not in KNOWN_EVENTS:
-                import difflib
-
-                close = difflib.get_close_matches(name, KNOWN_EVENTS, n=1)
-                raise ConfigError(f"`notifications.events`: unknown event {name!r}",
-                                  hint=f"did you mean {close[0]!r}?" if close else
-                                  f"known events: {', '.join(KNOWN_EVENTS)}")
-        events = tuple(dict.fromkeys(raw))
-    timeout = DEFAULT_TIMEOUT
-    if section.get("timeout") is not None:
-        try:
-            timeout = parse_duration(section["timeout"], key="notifications.timeout")
-        except ValueError as error:
-            raise ConfigError(str(error), hint="e.g. timeout: 3s") from None
-        if not 0 < timeout <= 30:
-            raise ConfigError("`notifications.timeout` must be between 0 and 30s: a webhook must stay quick")
-    return NotifyConfig(slack_webhook_env=names["slack_webhook_env"], webhook_env=names["webhook_env"],
-                        events=events, timeout=timeout)
 
 
 class _Secret:
@@ -190,7 +117,7 @@ class Notifier:
         targets: Iterable[WebhookTarget],
         *,
         migration: str,
-        events: Iterable[str] = DEFAULT_EVENTS,
+        events: Iterable[str] = tuple(e.value for e in DEFAULT_NOTIFIED),
         run_id: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_queue: int = 200,
@@ -216,7 +143,7 @@ class Notifier:
     def from_config(cls, config: Any, *, environ: Mapping[str, str] | None = None, run_id: str | None = None,
                     **kwargs: Any) -> "Notifier | None":
         """None when no webhook is configured or none of the named variables is set (that is logged)."""
-        settings = parse_notifications(config.sections.get("notifications"))
+        settings = config.notifications
         if not settings.enabled:
             return None
         environ = os.environ if environ is None else environ

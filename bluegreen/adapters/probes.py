@@ -38,7 +38,8 @@ import dns.rdatatype
 import requests
 from requests.adapters import HTTPAdapter
 
-from bluegreen.config import ProbeConfig, parse_host_port
+from bluegreen.config import ProbeConfig
+from bluegreen.config.fields import parse_host_port
 from bluegreen.core.clock import Clock, SystemClock
 from bluegreen.core.verdict import Sample
 

@@ -15,29 +15,27 @@ from __future__ import annotations
 import enum
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
+
 from bluegreen.core.clock import Clock
-from bluegreen.core.ports import Event, EventSink, Prober, WeightRouter
+from bluegreen.core.events import EventKind as K
+from bluegreen.core.plan import ShiftPlan, Step
+from bluegreen.core.ports import Event, EventSink, Prober, TtlSpec, WeightRouter
 from bluegreen.core.verdict import Gates, SampleWindow, Summary, Verdict, judge
-from bluegreen.core.weights import ShiftPlan, SideWeights, Step
-from bluegreen.errors import BlueGreenError, ExitCode, WeightsChangedExternally, shorten
+from bluegreen.core.weights import LiveState, SideWeights
+from bluegreen.errors import BlueGreenError, WeightsChangedExternally, shorten
 
 
 class Outcome(str, enum.Enum):
+    """How a run ended. ``bluegreen.errors.exit_code_for`` maps each to its exit code."""
+
     COMPLETED = "completed"
     ROLLED_BACK = "rolled_back"
+    HELD = "held"  # a gate failed and policy said hold (or both sides fail): weights kept, not advancing
+    ROLLBACK_FAILED = "rollback_failed"  # the gates failed and undoing the change failed too
     CONFLICT = "conflict"  # the weights were changed by someone else; we stopped
     INTERRUPTED = "interrupted"  # a signal stopped the run; traffic is on a known weight
     NOTHING_TO_DO = "nothing_to_do"
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return {
-            Outcome.COMPLETED: ExitCode.OK,
-            Outcome.NOTHING_TO_DO: ExitCode.OK,
-            Outcome.ROLLED_BACK: ExitCode.ROLLED_BACK,
-            Outcome.CONFLICT: ExitCode.CONFLICT,
-            Outcome.INTERRUPTED: ExitCode.ERROR,
-        }[self]
 
 
 class OnInterrupt(str, enum.Enum):
@@ -58,7 +56,7 @@ class StepReport:
     def as_dict(self) -> dict:
         return {
             "percent": self.percent,
-            "weights": {"blue": self.weights.blue, "green": self.weights.green},
+            "weights": self.weights.as_dict(),
             "changed": self.changed,
             "change_ids": list(self.change_ids),
             "hold_seconds": round(self.hold_seconds, 3),
@@ -75,17 +73,12 @@ class ShiftResult:
     reason: str | None = None
     duration: float = 0.0
 
-    @property
-    def exit_code(self) -> ExitCode:
-        return self.outcome.exit_code
-
     def as_dict(self) -> dict:
         final = self.final_weights
         return {
             "outcome": self.outcome.value,
-            "exit_code": int(self.exit_code),
             "reason": self.reason,
-            "final_weights": None if final is None else {"blue": final.blue, "green": final.green},
+            "final_weights": None if final is None else final.as_dict(),
             "duration_seconds": round(self.duration, 3),
             "steps": [s.as_dict() for s in self.steps],
         }
@@ -127,6 +120,7 @@ class ShiftEngine:
         stop: threading.Event | None = None,
         on_interrupt: OnInterrupt = OnInterrupt.ROLLBACK,
         lock_lost: threading.Event | None = None,
+        check_lock: Callable[[], None] | None = None,
     ) -> None:
         self.router = router
         self.prober = prober
@@ -138,25 +132,26 @@ class ShiftEngine:
         self.stop = stop or threading.Event()
         self.on_interrupt = on_interrupt
         self.lock_lost = lock_lost or threading.Event()
+        # Asks the lock store whether the lock is still ours (sets ``lock_lost`` when not): called once per
+        # check interval, so an on-call `rollback` that takes the lock over stops this run within one.
+        self.check_lock = check_lock or (lambda: None)
 
     # -- the run -----------------------------------------------------------------------------------
-    def run(self, plan: ShiftPlan, *, start_is_fresh: bool = False) -> ShiftResult:
-        """``start_is_fresh``: the caller read ``plan.start`` from the live records just now (under the lock),
-        so the first step need not read them again; that read would cost a Route 53 call within the same
-        second as the pre-flight ones, and the rate pacing would make the first change wait."""
+    def run(self, plan: ShiftPlan, *, live: LiveState | None = None) -> ShiftResult:
+        """``live``: the state the caller read just now under the lock (the plan was made from it), so the
+        first step does not read again; None reads it."""
         started = self.clock.monotonic()
-        self._fresh_read = start_is_fresh
+        self._live: LiveState | None = live
         result = ShiftResult(outcome=Outcome.COMPLETED, final_weights=plan.start)
         if not plan.steps:
             result.outcome = Outcome.NOTHING_TO_DO
             result.reason = f"the live weights ({plan.start}) already completed the plan"
-            self.emit(Event("nothing_to_do", {"weights": str(plan.start), "skipped": list(plan.skipped)}))
+            self.emit(Event(K.NOTHING_TO_DO, {"weights": plan.start.as_dict(), "skipped": list(plan.skipped)}))
             return result
         self._last_written = plan.start
         self._unverified_from: SideWeights | None = None
-        self._ttl_in_force = plan.original_ttl
-        self.emit(Event("shift_started", {
-            "target": plan.target, "steps": [s.percent for s in plan.steps], "start": str(plan.start),
+        self.emit(Event(K.SHIFT_STARTED, {
+            "target": plan.target, "steps": [s.percent for s in plan.steps], "start": plan.start.as_dict(),
             "skipped": list(plan.skipped), "estimated_seconds": round(plan.estimated_seconds(), 1),
         }))
         self.prober.start()
@@ -167,30 +162,22 @@ class ShiftEngine:
                 self._run_step(plan, step, result)
             self._restore_ttl(plan, result)
             result.final_weights = self._last_written
-            self.emit(Event("shift_completed", {"weights": str(self._last_written), "target": plan.target}))
+            self.emit(Event(K.SHIFT_COMPLETED, {"weights": self._last_written.as_dict(), "target": plan.target}))
         except _GatesFailed as failed:
             self._roll_back(plan, result, reason="; ".join(failed.verdict.reasons))
         except _Conflict as conflict:
-            result.outcome = Outcome.CONFLICT
-            result.final_weights = conflict.found
-            result.reason = (
-                f"stopped without touching the records: {conflict}. Someone ran `bluegreen rollback` or "
-                "edited the records; check `bluegreen status`."
-            )
-            self.emit(Event("conflict", {"expected": str(conflict.expected), "found": str(conflict.found)}))
+            self._conflict(result, conflict.found, f"stopped without touching the records: {conflict}. Someone "
+                           "ran `bluegreen rollback` or edited the records; check `bluegreen status`.",
+                           found=None if conflict.found is None else conflict.found.as_dict())
         except _LockLost:
-            result.outcome = Outcome.CONFLICT
-            result.final_weights = None
-            result.reason = ("stopped without touching the records: another run took the migration's lock over "
-                             "(an on-call `bluegreen rollback`); check `bluegreen status`")
-            self.emit(Event("conflict", {"expected": str(self._last_written), "found": "lock taken over"}))
+            self._conflict(result, None, "stopped without touching the records: another run took the "
+                           "migration's lock over (an on-call `bluegreen rollback`); check `bluegreen status`",
+                           found="lock taken over")
         except _InterruptRequested:
             self._interrupted(plan, result)
         except WeightsChangedExternally as error:
-            result.outcome = Outcome.CONFLICT
-            result.final_weights = None
-            result.reason = f"stopped without touching the records: {error}. Check `bluegreen status`."
-            self.emit(Event("conflict", {"expected": str(self._last_written), "found": shorten(str(error))}))
+            self._conflict(result, None, f"stopped without touching the records: {error}. Check `bluegreen status`.",
+                           found=shorten(str(error)))
         except BlueGreenError as error:
             self._roll_back(plan, result, reason=f"error while shifting: {shorten(str(error))}")
         finally:
@@ -198,90 +185,103 @@ class ShiftEngine:
             result.duration = self.clock.monotonic() - started
         return result
 
+    def _conflict(self, result: ShiftResult, final: SideWeights | None, reason: str, *, found) -> None:
+        result.outcome = Outcome.CONFLICT
+        result.final_weights = final
+        result.reason = reason
+        self.emit(Event(K.CONFLICT, {"expected": self._last_written.as_dict(), "found": found}))
+
     # -- acts --------------------------------------------------------------------------------------
-    def _ensure_unchanged(self) -> SideWeights:
-        if self._fresh_read:
-            self._fresh_read = False
-            return self._last_written
-        live = self.router.read().weights()
-        if live != self._last_written:
-            raise _Conflict(self._last_written, live)
+    def _read(self) -> LiveState:
+        """The live state: the one the caller handed over (once), else a fresh read."""
+        if self._live is not None:
+            live, self._live = self._live, None
+            return live
+        return self.router.read()
+
+    def _ensure_unchanged(self) -> LiveState:
+        live = self._read()
+        if live.weights() != self._last_written:
+            raise _Conflict(self._last_written, live.weights())
         return live
 
-    def _ensure_own_or_unchanged(self) -> None:
+    def _ensure_own_or_unchanged(self) -> LiveState:
         """Before a rollback: the live weights are what we last wrote, or, when that write was not verified,
         each side still at its old or its new weight. Asynchronous routers (external-dns, ArgoCD) may not
         have synced a change at all, or one cluster's side but not the other's: that is our own change in
         flight, not someone else's."""
+        self._live = None  # never trust a state read before the failure
         state = self.router.read()
         if state.weights() == self._last_written:
-            return
+            return state
         before = self._unverified_from
         if before is not None and state.records and all(
                 r.weights.of(side) in (before.of(side), self._last_written.of(side))
                 for r in state.records for side in ("blue", "green")):
-            return
+            return state
         raise _Conflict(self._last_written, state.weights())
 
-    def _apply(self, weights: SideWeights, *, ttl: int | None, label: str) -> list[str]:
+    def _apply(self, weights: SideWeights, *, live: LiveState, ttl: TtlSpec, label: str,
+               urgent: bool = False) -> list[str]:
         if self.lock_lost.is_set():
             raise _LockLost()
         before = self._last_written
         began = self.clock.monotonic()
-        changes = list(self.router.set(weights, ttl=ttl))
+        changes = list(self.router.set(weights, live=live, ttl=ttl, urgent=urgent))
         # From here the records may hold the new weights even if verification fails: remember them so a
         # rollback or a later conflict check compares against what we asked for.
         self._last_written = weights
         self._unverified_from = before
         submitted = self.clock.monotonic()
+        # The read-back is not kept for the next step: someone may change the weights during the hold, so
+        # every step reads them again (as Flagger does every tick).
         self.router.verify(weights, changes, ttl=ttl)
         self._unverified_from = None
-        self.emit(Event("weights_changed", {
-            "step": label, "old": str(before), "new": str(weights), "ttl": ttl, "change_ids": changes,
+        self.emit(Event(K.WEIGHTS_CHANGED, {
+            "step": label, "old": before.as_dict(), "new": weights.as_dict(),
+            "ttl": ttl if not isinstance(ttl, dict) else "per record", "change_ids": changes,
             "submit_seconds": round(submitted - began, 3),
             "insync_seconds": round(self.clock.monotonic() - submitted, 3),
         }))
         return changes
 
     def _lower_ttl(self, plan: ShiftPlan, result: ShiftResult) -> None:
-        self._ensure_unchanged()
+        live = self._ensure_unchanged()
         report = StepReport(percent=None, weights=plan.start, changed=True)
         result.steps.append(report)
-        report.change_ids = self._apply(plan.start, ttl=plan.cutover_ttl, label="lower-ttl")
-        old_ttl = self._ttl_in_force
-        self._ttl_in_force = plan.cutover_ttl
+        report.change_ids = self._apply(plan.start, live=live, ttl=plan.cutover_ttl, label="lower-ttl")
         # Lowering the TTL only helps once the old TTL has expired from every cache.
-        report.hold_seconds = float(old_ttl or 0) + plan.ttl_margin
-        self._hold(report, "lower-ttl", report.hold_seconds)
+        report.hold_seconds = float(plan.original_ttl or 0) + plan.ttl_margin
+        self._hold(plan, report, "lower-ttl", report.hold_seconds)
 
     def _run_step(self, plan: ShiftPlan, step: Step, result: ShiftResult) -> None:
         self._check_stop()
         live = self._ensure_unchanged()
         self._check_stop()  # a signal that came during the read: do not start a new change
-        changed = step.weights != live
+        changed = step.weights != live.weights()
         report = StepReport(percent=step.percent, weights=step.weights, changed=changed)
         result.steps.append(report)
-        self.emit(Event("step_started", {
-            "step": f"{step.percent}%", "index": step.index, "weights": str(step.weights), "changed": changed,
+        self.emit(Event(K.STEP_STARTED, {
+            "step": f"{step.percent}%", "index": step.index, "steps_total": plan.steps[-1].index + 1,
+            "weights": step.weights.as_dict(), "changed": changed,
         }))
         if changed:
             # ttl=None keeps the TTL the records have now (the lowered one, during a cutover).
-            report.change_ids = self._apply(step.weights, ttl=None, label=f"{step.percent}%")
+            report.change_ids = self._apply(step.weights, live=live, ttl=None, label=f"{step.percent}%")
         report.hold_seconds = plan.hold_after(step, changed=changed)
-        self._hold(report, f"{step.percent}%", report.hold_seconds)
-        self.emit(Event("step_passed", {
-            "step": f"{step.percent}%", "weights": str(step.weights),
+        self._hold(plan, report, f"{step.percent}%", report.hold_seconds)
+        self.emit(Event(K.STEP_PASSED, {
+            "step": f"{step.percent}%", "weights": step.weights.as_dict(),
             "probes": {name: s.as_dict() for name, s in report.probes.items()},
         }))
 
     def _restore_ttl(self, plan: ShiftPlan, result: ShiftResult) -> None:
         if not plan.lowers_ttl:
             return
-        self._ensure_unchanged()
-        self._apply(self._last_written, ttl=plan.original_ttl, label="restore-ttl")
-        self._ttl_in_force = plan.original_ttl
+        live = self._ensure_unchanged()
+        self._apply(self._last_written, live=live, ttl=plan.restore_ttl, label="restore-ttl")
 
-    def _hold(self, report: StepReport, label: str, seconds: float) -> None:
+    def _hold(self, plan: ShiftPlan, report: StepReport, label: str, seconds: float) -> None:
         """Wait ``seconds`` while probes run; raise _GatesFailed as soon as the verdict fails."""
         windows = {name: SampleWindow() for name in self.prober.names}
         deadline = self.clock.monotonic() + seconds
@@ -294,12 +294,12 @@ class ShiftEngine:
             verdict = judge(report.probes, self.gates)
             report.verdict = verdict.outcome.value
             if verdict.failed:
-                self.emit(Event("gates_failed", {"step": label, "reasons": list(verdict.reasons)}))
+                self.emit(Event(K.GATES_FAILED, {"step": label, "reasons": list(verdict.reasons)}))
                 raise _GatesFailed(verdict)
             now = self.clock.monotonic()
             remaining = deadline - now
             if now >= next_progress or remaining <= 0:
-                self.emit(Event("hold", {
+                self.emit(Event(K.HOLD, {
                     "step": label, "remaining_seconds": round(max(remaining, 0.0), 1),
                     "verdict": verdict.outcome.value,
                     "share": {name: s.cluster_share() for name, s in report.probes.items()},
@@ -311,41 +311,57 @@ class ShiftEngine:
             self.clock.sleep(min(self.check_interval, remaining))
 
     def _check_stop(self) -> None:
+        self.check_lock()
         if self.lock_lost.is_set():
             raise _LockLost()
         if self.stop.is_set():
             raise _InterruptRequested()
 
     def _roll_back(self, plan: ShiftPlan, result: ShiftResult, *, reason: str) -> None:
+        """Traffic first: one change puts every record back on the source side (and restores the TTL: the
+        source is the safe side to cache for long). Then the outcome and the event."""
         target = plan.rollback_weights
-        self.emit(Event("rollback_started", {"reason": reason, "to": str(target)}))
+        self.emit(Event(K.ROLLBACK_STARTED, {"reason": reason, "to": target.as_dict()}))
         try:
             if self.lock_lost.is_set():
                 raise _Conflict(self._last_written, None)
-            self._ensure_own_or_unchanged()
+            live = self._ensure_own_or_unchanged()
         except _Conflict as conflict:
-            result.outcome = Outcome.CONFLICT
-            result.final_weights = conflict.found
-            result.reason = f"{reason}; rollback skipped because someone else changed the weights: {conflict}"
-            self.emit(Event("conflict", {"expected": str(conflict.expected), "found": str(conflict.found)}))
+            self._conflict(result, conflict.found, f"{reason}; rollback skipped because someone else changed "
+                           f"the weights: {conflict}", found=None if conflict.found is None else conflict.found.as_dict())
             return
-        # One change puts traffic back and restores the TTL: blue is the safe side to cache for long.
-        ttl = plan.original_ttl if plan.lowers_ttl else None
+        except BlueGreenError as error:
+            self._rollback_failed(plan, result, reason, error)
+            return
         try:
-            changes = self._apply(target, ttl=ttl, label="rollback")
+            changes = self._apply(target, live=live, ttl=plan.restore_ttl, label="rollback", urgent=True)
         except _LockLost:
             result.outcome = Outcome.CONFLICT
             result.reason = f"{reason}; rollback skipped because another run took the lock over"
             return
         except BlueGreenError as error:
-            raise BlueGreenError(
-                f"rollback failed after: {reason}. Traffic may still be at {self._last_written}: "
-                f"run `bluegreen rollback --to {plan.source}` now. Cause: {shorten(str(error))}"
-            ) from error
+            self._rollback_failed(plan, result, reason, error)
+            return
         result.outcome = Outcome.ROLLED_BACK
         result.final_weights = target
         result.reason = reason
-        self.emit(Event("rolled_back", {"reason": reason, "weights": str(target), "change_ids": changes}))
+        self.emit(Event(K.ROLLED_BACK, {"reason": reason, "weights": target.as_dict(), "change_ids": changes}))
+
+    def _rollback_failed(self, plan: ShiftPlan, result: ShiftResult, reason: str, error: BlueGreenError) -> None:
+        """The rollback itself failed (Route 53 unreachable...): say where traffic is and what to run."""
+        at = self._last_written if self._unverified_from is None else None
+        where = (f"traffic is at {at}" if at is not None else
+                 f"traffic is at {self._unverified_from} or {self._last_written} (the last change was not "
+                 "confirmed)")
+        result.outcome = Outcome.ROLLBACK_FAILED
+        result.final_weights = at
+        result.reason = (f"the rollback FAILED after: {reason}. {where}. When Route 53 answers again, run "
+                         f"`bluegreen rollback --to {plan.source}`. Cause: {shorten(str(error))}")
+        self.emit(Event(K.ROLLBACK_FAILED, {
+            "reason": reason, "error": shorten(str(error)), "to": plan.rollback_weights.as_dict(),
+            "weights": None if at is None else at.as_dict(),
+            "weights_possible": [w.as_dict() for w in (self._unverified_from, self._last_written) if w is not None],
+        }))
 
     def _interrupted(self, plan: ShiftPlan, result: ShiftResult) -> None:
         if self.on_interrupt is OnInterrupt.ROLLBACK:
@@ -356,11 +372,10 @@ class ShiftEngine:
         result.outcome = Outcome.INTERRUPTED
         result.final_weights = self._last_written
         result.reason = f"interrupted by a signal; holding at {self._last_written} (shift.on_interrupt: hold)"
-        self.emit(Event("interrupted", {"weights": str(self._last_written), "policy": "hold"}))
+        self.emit(Event(K.INTERRUPTED, {"weights": self._last_written.as_dict(), "policy": "hold"}))
         if plan.lowers_ttl:
             try:
-                self._ensure_unchanged()
-                self._apply(self._last_written, ttl=plan.original_ttl, label="restore-ttl")
+                live = self._ensure_unchanged()
+                self._apply(self._last_written, live=live, ttl=plan.restore_ttl, label="restore-ttl", urgent=True)
             except (BlueGreenError, _Conflict, _LockLost):
                 pass  # the weights are what matter; a low TTL left behind is safe
-

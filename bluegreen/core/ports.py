@@ -3,26 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence, Union
 
 from bluegreen.core.verdict import Sample
 from bluegreen.core.weights import LiveState, SideWeights
 
 
+# A TTL to write: one for every plain set, or each record's own by (name, type); None keeps the TTLs.
+TtlSpec = Union[int, Mapping[tuple, int], None]
+
+
 class WeightRouter(Protocol):
-    """Three acts, as in Argo Rollouts' traffic routers: read, set, and verify that the set took effect."""
+    """Read, set, and verify that the set took effect (as Argo Rollouts' SetWeight / VerifyWeight), plus a
+    preflight that proves writes can stick before the first one, and close. One module per driver in
+    ``bluegreen.routers``; ``bluegreen.routers.build_router`` is the one place that picks it."""
 
     def read(self) -> LiveState:
         """The live weights of every managed record (raises on missing or inconsistent records)."""
         ...
 
-    def set(self, weights: SideWeights, *, ttl: int | None = None) -> Sequence[str]:
-        """Submit the new weights (and TTL when given) for every managed record. Returns change ids."""
+    def preflight(self, live: LiveState) -> None:
+        """Check, writing nothing, that a write will stick (objects exist, nobody else owns the records).
+        Raises PreflightError (exit 2)."""
         ...
 
-    def verify(self, weights: SideWeights, changes: Sequence[str], *, ttl: int | None = None) -> None:
-        """Wait until the change is in effect (INSYNC) and read back that the weights are as set.
-        Raises RouterError when they are not, within a bounded time."""
+    def set(self, weights: SideWeights, *, live: LiveState, ttl: TtlSpec = None,
+            urgent: bool = False) -> Sequence[str]:
+        """Submit the new weights (and TTL when given) for the records of ``live``, the state the caller
+        read last. ``urgent``: the emergency path (a rollback), which must not wait behind bluegreen's own
+        pacing. Returns change ids."""
+        ...
+
+    def verify(self, weights: SideWeights, changes: Sequence[str], *, ttl: TtlSpec = None) -> LiveState:
+        """Wait until the change is in effect and read back that the weights are as set (the check is
+        ``LiveState.mismatches``). Returns the state read back. Raises RouterError when it does not happen
+        within a bounded time."""
+        ...
+
+    def close(self) -> None:
         ...
 
 

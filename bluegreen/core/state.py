@@ -1,6 +1,6 @@
 """Locks and the run journal: the storage interface, the lease rules, and the keeper that renews a lease.
-Pure: no external calls or any I/O here (the backends are ``bluegreen.adapters.state_sqlite`` and
-``bluegreen.adapters.state_dynamodb``); the keeper only starts a thread that calls its store.
+Pure: no external calls or any I/O here (the backends are ``bluegreen.adapters.state.sqlite`` and
+``bluegreen.adapters.state.dynamodb``); the keeper only starts a thread that calls its store.
 
 Lease rules, the same for every backend:
 
@@ -278,61 +278,6 @@ def origin_side_for(start_blue: int, start_green: int, target: str, previous: Ru
     return "green" if target == "blue" else "blue"
 
 
-# -- config --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StateConfig:
-    backend: str = "sqlite"
-    path: str | None = None  # sqlite; None: the user's state directory
-    table: str | None = None  # dynamodb
-    region: str | None = None  # dynamodb; None: aws.region
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-
-
-def parse_state_config(section: Any) -> StateConfig:
-    """Check the ``state:`` config section. Raises ConfigError (exit 2) naming the key."""
-    from bluegreen.config import check_keys
-    from bluegreen.core.durations import parse_duration
-
-    if section is None:
-        return StateConfig()
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"`state` must be a mapping, got {type(section).__name__}",
-                          hint="e.g. state: {backend: dynamodb, table: bluegreen-state}")
-    check_keys(section, {"backend", "path", "table", "region", "lease"}, "state")
-    backend = section.get("backend", "sqlite")
-    if backend not in BACKENDS:
-        raise ConfigError(f"`state.backend` must be one of {', '.join(BACKENDS)}, got {backend!r}")
-
-    def text(key: str) -> str | None:
-        value = section.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"`state.{key}` must be a non-empty string, got {value!r}")
-        return value.strip()
-
-    path, table, region = text("path"), text("table"), text("region")
-    if backend == "dynamodb":
-        if not table:
-            raise ConfigError("`state.table` is required with `state.backend: dynamodb`",
-                              hint="name the table, e.g. table: bluegreen-state, then run `bluegreen init-state`")
-        if path:
-            raise ConfigError("`state.path` is for the sqlite backend; the dynamodb backend uses `state.table`")
-    else:
-        if table or region:
-            raise ConfigError("`state.table` and `state.region` need `state.backend: dynamodb`",
-                              hint="add `backend: dynamodb` or remove them to use the local SQLite file")
-    lease = DEFAULT_LEASE_SECONDS
-    if section.get("lease") is not None:
-        try:
-            lease = parse_duration(section["lease"], key="state.lease")
-        except ValueError as error:
-            raise ConfigError(str(error), hint="durations look like 30s or 2m") from None
-        if lease < MIN_LEASE_SECONDS:
-            raise ConfigError(f"`state.lease` must be at least {MIN_LEASE_SECONDS:g}s, got {lease:g}s")
-    return StateConfig(backend=backend, path=path, table=table, region=region, lease_seconds=lease)
-
-
 # -- the lease keeper ----------------------------------------------------------------------------------
 class LeaseKeeper:
     """Renews a lease every ``lease_seconds / 3`` on a daemon thread until :meth:`stop`.
@@ -433,6 +378,6 @@ class LeaseKeeper:
 
 __all__: Sequence[str] = (
     "BACKENDS", "DEFAULT_LEASE_SECONDS", "Holder", "JournalEvent", "Lease", "LeaseKeeper", "LockLost",
-    "RunRecord", "StateConfig", "StateError", "StateStore", "format_wall", "last_origin_side",
-    "lock_held_error", "lock_lost_error", "new_run_id", "origin_side_for", "parse_state_config",
+    "RunRecord", "StateError", "StateStore", "format_wall", "last_origin_side",
+    "lock_held_error", "lock_lost_error", "new_run_id", "origin_side_for",
 )

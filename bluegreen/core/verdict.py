@@ -29,6 +29,15 @@ class Gates:
     max_p95_latency: float = 2.0
     min_samples: int = 20
     max_consecutive_failures: int = 3
+    on_fail: str = "rollback"  # rollback | hold: what a failed gate does
+    on_both_failing: str = "hold"  # hold | rollback: when blue fails as much as green, rolling back won't help
+    observe: frozenset = frozenset()  # gates that are judged, logged and journaled, but never acted on
+    max_error_ratio_increase: float = 0.05  # green's error ratio may exceed blue's by this much
+    max_p95_increase: float = 1.0  # seconds green's p95 may exceed blue's
+    min_samples_per_side: int = 5  # before green is compared with blue
+    traffic_check: bool = True  # the observed share of each side must follow the weights
+    traffic_tolerance_floor: float = 0.05  # the tolerance never goes below this share
+    traffic_min_samples: int = 10  # attributed samples a probe needs before its share is judged
 
 
 class Outcome(str, enum.Enum):

@@ -7,7 +7,7 @@ bluegreen moves all managed records together, so one :class:`SideWeights` descri
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Mapping
 
 SIDES = ("blue", "green")
 MAX_WEIGHT = 255  # Route 53's upper bound for Weight
@@ -66,6 +66,10 @@ class SideWeights:
     def __str__(self) -> str:
         return f"blue={self.blue} green={self.green}"
 
+    def as_dict(self) -> dict[str, int]:
+        """The one JSON shape of weights, in logs, journals, notifications and every --output json."""
+        return {"blue": self.blue, "green": self.green}
+
 
 @dataclass(frozen=True)
 class RecordState:
@@ -74,9 +78,20 @@ class RecordState:
     name: str
     type: str
     weights: SideWeights
-    ttl: int | None  # None for alias records (the alias target's TTL applies)
+    ttl: int | None  # the TTL of its plain sets; None when both sets are aliases (the target's TTL applies)
     values: tuple[str, ...] = ()
     zone: str = ""
+    alias: bool = False  # at least one of the two sets is an alias record
+    # What each side answers with: the A/AAAA/CNAME values, or the alias target's DNS name.
+    blue_values: tuple[str, ...] = ()
+    green_values: tuple[str, ...] = ()
+
+    # The router's own record of what it read (raw record sets), handed back to it when it writes: a write
+    # starts from the state the caller read, never from state hidden in the router.
+    handle: object = field(default=None, compare=False, repr=False)
+
+    def values_of(self, side: str) -> tuple[str, ...]:
+        return self.blue_values if side == "blue" else self.green_values
 
 
 @dataclass(frozen=True)
@@ -90,153 +105,28 @@ class LiveState:
         distinct = {r.weights for r in self.records}
         return next(iter(distinct)) if len(distinct) == 1 else None
 
-    def ttl(self) -> int | None:
-        """The largest TTL in force: what a client may still have cached after a change."""
+    def plain_ttl(self) -> int | None:
+        """The largest TTL of the plain (non-alias) sets, or None when every set is an alias."""
         ttls = [r.ttl for r in self.records if r.ttl is not None]
         return max(ttls) if ttls else None
 
+    def plain_ttls(self) -> tuple[tuple[str, str, int], ...]:
+        return tuple((r.name, r.type, r.ttl) for r in self.records if r.ttl is not None)
 
-class PlanError(ValueError):
-    """A plan that cannot be executed safely (raised before anything changes)."""
+    def has_alias(self) -> bool:
+        return any(r.alias for r in self.records)
 
+    def cache_ttl(self, alias_ttl: int) -> int:
+        """How long a client may cache an answer: the largest plain TTL, or the alias target's TTL."""
+        return max(self.plain_ttl() or 0, alias_ttl if self.has_alias() else 0)
 
-def parse_steps(raw: object) -> tuple[int, ...]:
-    """Steps as written in config (a list) or on the command line (``0,10,50,100``)."""
-    if isinstance(raw, str):
-        parts = [p.strip() for p in raw.split(",") if p.strip()]
-    elif isinstance(raw, (list, tuple)):
-        parts = list(raw)
-    else:
-        raise PlanError(f"steps must be a list of percentages like 0,10,50,100, got {raw!r}")
-    steps: list[int] = []
-    for part in parts:
-        if isinstance(part, bool):
-            raise PlanError(f"step {part!r} is not an integer percentage")
-        try:
-            value = int(part) if not isinstance(part, float) or part.is_integer() else None
-        except (TypeError, ValueError):
-            value = None
-        if value is None or (isinstance(part, str) and not part.lstrip("+").isdigit()):
-            raise PlanError(f"step {part!r} is not an integer percentage (0..100)")
-        steps.append(value)
-    validate_steps(steps)
-    return tuple(steps)
-
-
-def validate_steps(steps: Iterable[int]) -> None:
-    steps = list(steps)
-    if not steps:
-        raise PlanError("steps are empty: give at least one percentage, e.g. 0,10,50,100")
-    for value in steps:
-        if not 0 <= value <= 100:
-            raise PlanError(f"step {value} is outside 0..100: steps are percentages of traffic on the target")
-    for before, after in zip(steps, steps[1:]):
-        if after <= before:
-            raise PlanError(f"steps must be strictly increasing, but {after} follows {before}")
-
-
-@dataclass(frozen=True)
-class Step:
-    index: int  # 0-based position in the plan
-    percent: int  # share of traffic on the target side
-    weights: SideWeights
-
-
-@dataclass(frozen=True)
-class ShiftPlan:
-    """Move traffic to ``target`` through ``steps`` (percent on target), from ``start`` weights."""
-
-    target: str
-    steps: tuple[Step, ...]
-    start: SideWeights
-    original_ttl: int | None
-    cutover_ttl: int | None  # the lowered TTL in force during the cutover, or None to keep the TTL
-    ttl_margin: float
-    bake: float
-    skipped: tuple[int, ...] = field(default=())  # steps already passed (resume), by percent
-
-    @property
-    def source(self) -> str:
-        return other_side(self.target)
-
-    @property
-    def rollback_weights(self) -> SideWeights:
-        return SideWeights.all_on(self.source)
-
-    @property
-    def lowers_ttl(self) -> bool:
-        return (
-            self.cutover_ttl is not None
-            and self.original_ttl is not None
-            and self.cutover_ttl < self.original_ttl
-        )
-
-    def step_ttl(self) -> int:
-        """The TTL in force while the weights move (what clients may cache after each change)."""
-        if self.lowers_ttl:
-            return int(self.cutover_ttl)  # type: ignore[arg-type]
-        return int(self.original_ttl or 0)
-
-    def hold_after(self, step: Step, *, changed: bool) -> float:
-        """Seconds to hold at a step: the TTL clients may still cache the old answer for, plus the
-        margin, plus the bake. A step that changed nothing only bakes."""
-        if not changed:
-            return self.bake
-        return self.step_ttl() + self.ttl_margin + self.bake
-
-    def estimated_seconds(self, insync_estimate: float = 0.0) -> float:
-        total = 0.0
-        if self.lowers_ttl:
-            total += insync_estimate + float(self.original_ttl or 0) + self.ttl_margin
-        current = self.start
-        for step in self.steps:
-            changed = step.weights != current
-            total += (insync_estimate if changed else 0.0) + self.hold_after(step, changed=changed)
-            current = step.weights
-        if self.lowers_ttl:
-            total += insync_estimate
-        return total
-
-
-def build_plan(
-    *,
-    target: str,
-    steps: Iterable[int],
-    start: SideWeights,
-    original_ttl: int | None,
-    cutover_ttl: int | None,
-    ttl_margin: float,
-    bake: float,
-    resume: bool = False,
-) -> ShiftPlan:
-    """Turn percentages into weight steps. With ``resume``, drop steps the live weights already passed."""
-    other_side(target)
-    steps = list(steps)
-    validate_steps(steps)
-    all_steps = [Step(i, p, SideWeights.for_percent(target, p)) for i, p in enumerate(steps)]
-    skipped: tuple[int, ...] = ()
-    if resume:
-        position = resume_position(all_steps, start, target)
-        skipped = tuple(s.percent for s in all_steps[:position])
-        all_steps = all_steps[position:]
-    return ShiftPlan(
-        target=target,
-        steps=tuple(all_steps),
-        start=start,
-        original_ttl=original_ttl,
-        cutover_ttl=cutover_ttl,
-        ttl_margin=ttl_margin,
-        bake=bake,
-        skipped=skipped,
-    )
-
-
-def resume_position(steps: list[Step], live: SideWeights, target: str) -> int:
-    """Index of the first step still to run, given live weights: the steps at or below the live share
-    on the target are done; the step equal to it is done too."""
-    live_pct = live.percent_on(target)
-    position = 0
-    for i, step in enumerate(steps):
-        if step.percent <= live_pct:
-            position = i + 1
-    return position
+    def mismatches(self, weights: SideWeights, ttl: "int | Mapping[tuple[str, str], int] | None" = None) -> list[str]:
+        """What differs from ``weights`` (and the TTL when given) in this state: empty when it matches. The
+        read-back check of every router. Alias sets have no TTL of their own, so only plain sets count."""
+        wrong = [f"{r.name} {r.type} {r.weights}" for r in self.records if r.weights != weights]
+        if ttl is not None:
+            for r in self.records:
+                want = ttl.get((r.name, r.type)) if isinstance(ttl, Mapping) else ttl
+                if r.ttl is not None and want is not None and r.ttl != want:
+                    wrong.append(f"{r.name} {r.type} ttl={r.ttl}")
+        return wrong

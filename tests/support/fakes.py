@@ -20,9 +20,18 @@ class MemoryRouter:
         self.fail_set_at: int | None = None  # raise on the Nth set (1-based)
 
     def read(self) -> LiveState:
+        return self._state()
+
+    def _state(self) -> LiveState:
         return LiveState(tuple(RecordState(n, "A", self.weights, self.ttl) for n in self.names))
 
-    def set(self, weights, *, ttl=None):
+    def preflight(self, live) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def set(self, weights, *, live=None, ttl=None, urgent=False):
         if self.fail_set_at is not None and len(self.writes) + 1 == self.fail_set_at:
             self.fail_set_at = None
             raise RouterError("injected failure")
@@ -30,12 +39,13 @@ class MemoryRouter:
         self.writes.append((weights, ttl))
         self.weights = weights
         if ttl is not None:
-            self.ttl = ttl
+            self.ttl = ttl if isinstance(ttl, int) else max(ttl.values())
         return [f"C{len(self.writes)}"]
 
-    def verify(self, weights, changes, *, ttl=None) -> None:
+    def verify(self, weights, changes, *, ttl=None) -> LiveState:
         if self.weights != weights:
             raise RouterError("mismatch")
+        return self._state()
 
 
 class ScriptedProber:

@@ -57,7 +57,7 @@ def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False
 
         say("\n$ bluegreen verify --cluster green")
         verify_code = main(["verify", "--cluster", "green", *common], env)
-        if verify_code not in (ExitCode.OK, ExitCode.ROLLED_BACK):
+        if verify_code not in (ExitCode.OK, ExitCode.GATES_FAILED):
             return verify_code
 
         shift_env = env
@@ -81,11 +81,11 @@ def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False
     say("\nsandbox stopped; nothing is left running.")
     if verify_code != ExitCode.OK:
         say("verify found green not ready and the shift refused to start: no weight was changed (exit 3)"
-            if shift_code == ExitCode.ROLLED_BACK and weights_untouched
+            if shift_code == ExitCode.GATES_FAILED and weights_untouched
             else f"unexpected: the shift ended with exit {shift_code}")
     elif fail_green:
         say("the shift failed its gates and traffic went back to blue by itself (exit 3)"
-            if shift_code == ExitCode.ROLLED_BACK else f"unexpected: the shift ended with exit {shift_code}")
+            if shift_code == ExitCode.GATES_FAILED else f"unexpected: the shift ended with exit {shift_code}")
     return shift_code
 
 

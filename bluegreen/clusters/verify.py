@@ -11,7 +11,7 @@ import structlog
 from bluegreen.adapters import argocd
 from bluegreen.adapters.argocd import find_cluster_secret
 from bluegreen.adapters.kube import Clusters, Connector
-from bluegreen.clusters_config import ClusterSpec, parse_clusters, parse_verify
+from bluegreen.config.clusters import ClusterSpec
 from bluegreen.config import Config
 from bluegreen.core.readiness import AppStatus, Check, ClusterMetadata, ReadinessReport, WorkloadStatus, assess
 
@@ -50,8 +50,8 @@ def _name_tokens(spec: ClusterSpec, secret) -> list[str]:
 def run_verify(config: Config, cluster: str = "green", *, connect: Connector | None = None) -> ReadinessReport:
     """Compare ``cluster`` (the target) with the other side. Raises ConfigError (exit 2) on a bad config and
     ClusterAccessError (exit 1) when a cluster cannot be reached; returns the report otherwise."""
-    spec = parse_clusters(config)
-    options = parse_verify(config)
+    spec = config.require_clusters()
+    options = config.verify
     target_spec, ref_spec = spec.side(cluster), spec.other(cluster)
     target, reference = target_spec.side, ref_spec.side
     with Clusters(config, spec, connect) as clusters:
@@ -84,7 +84,7 @@ def cluster_summaries(config: Config, *, connect: Connector | None = None) -> di
     that cannot be reached is reported as such instead of failing the whole status."""
     from bluegreen.errors import BlueGreenError
 
-    spec = parse_clusters(config)
+    spec = config.require_clusters()
     result: dict[str, dict] = {}
     with Clusters(config, spec, connect) as clusters:
         for side in ("blue", "green"):
@@ -96,7 +96,9 @@ def cluster_summaries(config: Config, *, connect: Connector | None = None) -> di
                 entry["applications"] = len(apps)
                 entry["synced"] = sum(a.sync == "Synced" for a in apps)
                 entry["healthy"] = sum(a.health == "Healthy" for a in apps)
-                entry["route53_weight"] = secret.annotations.get("route53_weight") if secret else None
+                # The weight ArgoCD's cluster secret asks for (GitOps Bridge): only what ArgoCD says, not
+                # necessarily what Route 53 holds; `status` compares the two.
+                entry["argocd_weight"] = secret.annotations.get("route53_weight") if secret else None
             except BlueGreenError as error:
                 entry["error"] = error.message
             result[side] = entry

@@ -16,7 +16,7 @@ from typing import IO, Any, Callable
 
 import structlog
 
-from bluegreen.clusters_config import ClustersConfig, ProvisionConfig, parse_clusters, parse_provision
+from bluegreen.config.clusters import ClustersConfig, ProvisionConfig
 from bluegreen.config import Config
 from bluegreen.errors import BlueGreenError, ConfigError, ExitCode
 
@@ -65,7 +65,7 @@ class ProvisionReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.OK if self.ok else ExitCode.ROLLED_BACK
+        return ExitCode.OK if self.ok else ExitCode.NOT_READY
 
     def add(self, kind: str, name: str, status: str, detail: str = "") -> None:
         self.actions.append(Action(kind, name, status, detail))
@@ -203,8 +203,8 @@ def run_provision(config: Config, side: str = "green", from_side: str | None = N
 
     from bluegreen.adapters.kube import Clusters
 
-    clusters = parse_clusters(config)
-    options = parse_provision(config)
+    clusters = config.require_clusters()
+    options = config.provision
     deps = deps or Deps()
     deps.monotonic = deps.monotonic or time.monotonic
     deps.sleep = deps.sleep or time.sleep

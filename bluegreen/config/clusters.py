@@ -1,4 +1,4 @@
-"""The ``clusters``, ``verify`` and ``provision`` config sections, parsed into frozen dataclasses.
+"""The ``clusters``, ``verify`` and ``provision`` sections, parsed into frozen dataclasses.
 
 Every problem is a :class:`ConfigError` naming the key and the fix (exit 2). No I/O: nothing here opens a
 kubeconfig or talks to AWS; the adapters do that when a command needs a cluster.
@@ -6,6 +6,7 @@ kubeconfig or talks to AWS; the adapters do that when a command needs a cluster.
     clusters:
       blue:  {eks: eks-blueprint-blue}                      # EKS: endpoint, CA and token from the EKS API
       green: {kubeconfig: ~/.kube/config, context: green}   # or a kubeconfig file and context
+                                                            # (context alone: $KUBECONFIG or ~/.kube/config)
       argocd:
         mode: in-cluster          # in-cluster (one ArgoCD per cluster) | hub (one ArgoCD holds both secrets)
         namespace: argocd
@@ -24,7 +25,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from bluegreen.config import Config, _duration, _str, check_keys
+from bluegreen.config.fields import Fields, check_keys
 from bluegreen.errors import ConfigError
 
 SIDES = ("blue", "green")
@@ -48,8 +49,8 @@ class ClusterAccess:
     region: str | None = None
 
     def describe(self) -> str:
-        if self.kubeconfig:
-            return f"context {self.context!r} of kubeconfig {self.kubeconfig}"
+        if self.context:
+            return f"context {self.context!r} of kubeconfig {self.kubeconfig or '$KUBECONFIG or ~/.kube/config'}"
         return f"EKS cluster {self.eks!r}"
 
 
@@ -112,6 +113,10 @@ def _mapping(raw: Any, where: str) -> Mapping[str, Any]:
     return raw
 
 
+def _str(section: Mapping[str, Any], key: str, where: str) -> str | None:
+    return Fields(section, where).text(key)
+
+
 def _access(section: Mapping[str, Any], where: str) -> ClusterAccess:
     eks = _str(section, "eks", where)
     kubeconfig = _str(section, "kubeconfig", where)
@@ -122,13 +127,10 @@ def _access(section: Mapping[str, Any], where: str) -> ClusterAccess:
     if kubeconfig and not context:
         raise ConfigError(f"`{where}.context` is required with `{where}.kubeconfig`",
                           hint="name the kubeconfig context of this cluster, e.g. context: eks-blueprint-green")
-    if context and not kubeconfig:
-        raise ConfigError(f"`{where}.kubeconfig` is required with `{where}.context`",
-                          hint="e.g. kubeconfig: ~/.kube/config")
-    if not eks and not kubeconfig:
+    if not eks and not context:
         raise ConfigError(f"`{where}` says nothing about how to reach the cluster",
-                          hint=f"set `{where}.eks: CLUSTER_NAME`, or `{where}.kubeconfig: PATH` and "
-                               f"`{where}.context: NAME`")
+                          hint=f"set `{where}.eks: CLUSTER_NAME`, or `{where}.context: NAME` (kubeconfig from "
+                               f"$KUBECONFIG or ~/.kube/config, or `{where}.kubeconfig: PATH`)")
     return ClusterAccess(eks=eks, kubeconfig=kubeconfig, context=context, region=region)
 
 
@@ -156,8 +158,7 @@ def _strings(section: Mapping[str, Any], key: str, where: str) -> tuple[str, ...
     return tuple(v.strip() for v in value)
 
 
-def parse_clusters(config: Config) -> ClustersConfig:
-    raw = config.sections.get("clusters")
+def parse_clusters(raw: Any) -> ClustersConfig:
     if raw is None:
         raise ConfigError("`clusters` is missing: this command needs to reach the blue and green clusters",
                           hint="add `clusters: {blue: {eks: NAME}, green: {eks: NAME}}` (see README, Clusters)")
@@ -192,8 +193,8 @@ def parse_clusters(config: Config) -> ClustersConfig:
     return ClustersConfig(blue=blue, green=green, argocd=ArgoCDSpec(mode=mode, namespace=namespace, hub=hub))
 
 
-def parse_verify(config: Config) -> VerifyConfig:
-    section = _mapping(config.sections.get("verify"), "verify")
+def parse_verify(raw: Any) -> VerifyConfig:
+    section = _mapping(raw, "verify")
     check_keys(section, {"ignore_keys", "workload_namespaces", "ignore_applications"}, "verify")
     namespaces = _strings(section, "workload_namespaces", "verify")
     for ns in namespaces:
@@ -206,8 +207,8 @@ def parse_verify(config: Config) -> VerifyConfig:
     )
 
 
-def parse_provision(config: Config) -> ProvisionConfig:
-    section = _mapping(config.sections.get("provision"), "provision")
+def parse_provision(raw: Any) -> ProvisionConfig:
+    section = _mapping(raw, "provision")
     check_keys(section, {"command", "workdir", "wait_timeout", "poll_interval", "migration_tag"}, "provision")
     text = _str(section, "command", "provision")
     argv = None
@@ -217,10 +218,9 @@ def parse_provision(config: Config) -> ProvisionConfig:
         except ValueError as error:
             raise ConfigError(f"`provision.command` cannot be split into words: {error}",
                               hint="quote it as in a shell; it runs without a shell") from None
-    wait_timeout = _duration(section, "wait_timeout", "provision", 1800.0)
-    poll = _duration(section, "poll_interval", "provision", 30.0)
-    if wait_timeout <= 0 or poll <= 0:
-        raise ConfigError("`provision.wait_timeout` and `provision.poll_interval` must be greater than zero")
+    fields = Fields(section, "provision")
+    wait_timeout = fields.duration("wait_timeout", 1800.0, above_zero=True, hi=86400.0)
+    poll = fields.duration("poll_interval", 30.0, above_zero=True, hi=3600.0)
     tag = _str(section, "migration_tag", "provision") or "bluegreen/migration"
     return ProvisionConfig(command=argv, command_text=text, workdir=_str(section, "workdir", "provision"),
                            wait_timeout=wait_timeout, poll_interval=poll, migration_tag=tag)

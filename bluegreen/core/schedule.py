@@ -1,4 +1,5 @@
-"""Scheduled cutovers: the ``--not-before`` / ``--not-after`` window and the ``--max-steps`` budget. Pure:
+"""Scheduled cutovers: the ``--not-before`` / ``--not-after`` window (the ``--max-steps`` budget is
+``bluegreen.core.plan.limit_steps``). Pure:
 the time comes from an injected clock (``clock.wall()``) and the time zone is a parameter.
 
 Time forms accepted by ``--not-before`` and ``--not-after``:
@@ -26,7 +27,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time as dtime, timedelta, timezone, tzinfo
 
 from bluegreen.core.clock import Clock
-from bluegreen.core.weights import ShiftPlan
 from bluegreen.errors import ConfigError
 
 _DAILY = re.compile(r"^(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?$")
@@ -149,28 +149,3 @@ def _next_daily(now: datetime, at: dtime) -> datetime:
 
 
 # -- --max-steps --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StepBudget:
-    plan: ShiftPlan  # the plan to run now
-    deferred: tuple[int, ...] = ()  # percentages left for later runs
-
-    @property
-    def trimmed(self) -> bool:
-        return bool(self.deferred)
-
-
-def limit_steps(plan: ShiftPlan, max_steps: int | None) -> StepBudget:
-    """Keep at most ``max_steps`` weight-changing steps of ``plan`` (None: all of them)."""
-    if max_steps is None:
-        return StepBudget(plan)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ConfigError(f"--max-steps must be a whole number of at least 1, got {max_steps!r}")
-    free = 0
-    for step in plan.steps:
-        if step.weights != plan.start:
-            break
-        free += 1
-    keep = free + max_steps
-    if keep >= len(plan.steps):
-        return StepBudget(plan)
-    return StepBudget(replace(plan, steps=plan.steps[:keep]), tuple(s.percent for s in plan.steps[keep:]))

@@ -9,7 +9,8 @@ What it guarantees, and why:
 - Setting and verifying are separate acts: ``verify`` waits for INSYNC (GetChange, bounded, with backoff)
   and then reads the records back.
 - Throttling, PriorRequestNotComplete and 5xx are retried with jittered exponential backoff, bounded in
-  time, and every call is paced below the account's rate limit.
+  time by ``route.retry_timeout`` alone, and every call is paced below the account's rate limit, with part
+  of each second kept for the emergency path (a rollback never waits behind the step it undoes).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bluegreen.config import AwsConfig, RouteConfig
 from bluegreen.core.clock import Clock, SystemClock
 from bluegreen.core.weights import LiveState, RecordState, SideWeights
 from bluegreen.errors import PreflightError, RouterError, WeightsChangedExternally, shorten
+from bluegreen.core.ports import TtlSpec
 
 log = structlog.get_logger("bluegreen.route53")
 
@@ -44,30 +46,34 @@ RETRYABLE_CODES = {
 
 class RateLimiter:
     """At most ``rate`` calls in any one-second window, wherever the window is placed, shared by every call
-    of a router: never exceed Route 53's per-account rate (5/s), not even in a burst.
+    of a router: never above Route 53's account rate (10/s, burst 50, since 2026), not even in a burst.
 
     A sliding log of the latest grants (not a token bucket: a bucket of 5 refilled at 4/s lets 9 calls into
-    one second). Below 1/s, one call per ``1 / rate`` seconds.
+    one second). Below 1/s, one call per ``1 / rate`` seconds. Ordinary calls may use all but ``reserve``
+    of the window's slots; ``urgent`` calls (a rollback) may use every slot, so the emergency change never
+    waits behind the calls of the step it undoes.
     """
 
-    def __init__(self, rate: float, clock: Clock) -> None:
+    def __init__(self, rate: float, clock: Clock, *, reserve: int = 2) -> None:
         self.rate = rate
         self.limit = max(1, int(rate))
+        self.reserve = min(reserve, self.limit - 1)
         self.window = 1.0 if rate >= 1 else 1.0 / rate
         self.clock = clock
         self._granted: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
+    def acquire(self, *, urgent: bool = False) -> None:
+        limit = self.limit if urgent else self.limit - self.reserve
         while True:
             with self._lock:
                 now = self.clock.monotonic()
                 while self._granted and self._granted[0] <= now - self.window:
                     self._granted.popleft()
-                if len(self._granted) < self.limit:
+                if len(self._granted) < limit:
                     self._granted.append(now)
                     return
-                wait = self._granted[0] + self.window - now
+                wait = self._granted[len(self._granted) - limit] + self.window - now
             self.clock.sleep(wait)
 
 
@@ -95,9 +101,10 @@ class _Zone:
         return math.ceil(max(1, self.record_sets) / LIST_PAGE_SIZE) < lookups
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pair:
-    """The two weighted record sets of one name and type, as read (raw boto3 dicts)."""
+    """The two weighted record sets of one name and type, as read (raw boto3 dicts). Travels with the live
+    state (``RecordState.handle``), so a write starts from what was read, not from hidden router state."""
 
     zone: _Zone
     name: str
@@ -136,7 +143,6 @@ class Route53Router:
         *,
         clock: Clock | None = None,
         client: Any = None,
-        max_attempts: int = 12,
     ) -> None:
         self.route = route
         self.clock = clock or SystemClock()
@@ -147,15 +153,14 @@ class Route53Router:
             client = make_client(aws, "route53", total_attempts=1)
         self.client = client
         self.limiter = RateLimiter(aws.route53_requests_per_second, self.clock)
-        self.max_attempts = max_attempts
         self._zones: list[_Zone] | None = None
-        self._pairs: list[_Pair] = []
         self.calls: dict[str, int] = {}
+        self.urgent = False  # set by the emergency path: its calls may use the reserved rate
 
     # -- calls ---------------------------------------------------------------------------------------
     def _call(self, operation: str, **kwargs: Any) -> dict:
         def attempt() -> dict:
-            self.limiter.acquire()
+            self.limiter.acquire(urgent=self.urgent)
             self.calls[operation] = self.calls.get(operation, 0) + 1
             return getattr(self.client, operation)(**kwargs)
 
@@ -167,7 +172,8 @@ class Route53Router:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_is_retryable),
             wait=tenacity.wait_random_exponential(multiplier=0.2, max=5.0),
-            stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.route.retry_timeout),
+            # route.retry_timeout alone bounds the retries: a hidden attempt cap would end them sooner.
+            stop=tenacity.stop_after_delay(self.route.retry_timeout),
             sleep=self.clock.sleep,
             before_sleep=before_sleep,
             reraise=True,
@@ -178,7 +184,10 @@ class Route53Router:
             from botocore.exceptions import BotoCoreError, ClientError
 
             if isinstance(error, (ClientError, BotoCoreError)):
-                raise RouterError(f"Route 53 {operation} failed: {_describe(error)}") from error
+                from bluegreen.adapters.aws import credentials_error
+
+                raise credentials_error(error) or RouterError(
+                    f"Route 53 {operation} failed: {_describe(error)}") from error
             raise
 
     # -- zones -----------------------------------------------------------------------------------------
@@ -277,7 +286,6 @@ class Route53Router:
                 found[name].setdefault(rrset["Type"], {})[side] = rrset
             for name in zone.records:
                 pairs.extend(self._pairs_of(zone, name, found[name], others[name]))
-        self._pairs = pairs
         return LiveState(tuple(self._state_of(pair) for pair in pairs))
 
     def _pairs_of(self, zone: _Zone, name: str, by_type: dict[str, dict[str, dict]], others: list[str]) -> list[_Pair]:
@@ -323,40 +331,54 @@ class Route53Router:
 
     def _state_of(self, pair: _Pair) -> RecordState:
         ttls = [s["TTL"] for s in pair.sets() if "TTL" in s]
-        values: list[str] = []
+        per_side: dict[str, tuple[str, ...]] = {}
         for side, rrset in (("blue", pair.blue), ("green", pair.green)):
             if "AliasTarget" in rrset:
-                values.append(f"{side}: alias {rrset['AliasTarget']['DNSName'].rstrip('.')}")
+                per_side[side] = (rrset["AliasTarget"]["DNSName"].rstrip(".").lower(),)
             else:
-                values.append(f"{side}: {', '.join(r['Value'] for r in rrset.get('ResourceRecords', []))}")
+                per_side[side] = tuple(r["Value"] for r in rrset.get("ResourceRecords", []))
+        alias = any("AliasTarget" in s for s in pair.sets())
+        values = tuple(f"{side}: {'alias ' if 'AliasTarget' in rrset else ''}{', '.join(per_side[side])}"
+                       for side, rrset in (("blue", pair.blue), ("green", pair.green)))
         return RecordState(
             name=pair.name,
             type=pair.type,
             weights=SideWeights(blue=int(pair.blue["Weight"]), green=int(pair.green["Weight"])),
-            ttl=max(ttls) if ttls else self.route.alias_ttl,
-            values=tuple(values),
+            ttl=max(ttls) if ttls else None,
+            values=values,
             zone=pair.zone.name,
+            alias=alias,
+            blue_values=per_side["blue"],
+            green_values=per_side["green"],
+            handle=pair,
         )
 
     # -- ownership -----------------------------------------------------------------------------------
-    def external_dns_owners(self) -> dict[str, str]:
-        """Names managed here that external-dns owns, with the owner id found in its TXT registry record.
+    def external_dns_owners(self) -> tuple[dict[str, str], list[str]]:
+        """Names managed here that external-dns owns (with the owner id of its TXT registry record), and
+        warnings about TXT records near a name that look like ownership records bluegreen cannot place.
 
         external-dns puts back, on its next sync, any weight written behind its back, so writing these
-        records directly would be undone within a minute. Its registry record has the record's own name
-        (old format) or a type prefix (``a-``, ``aaaa-``, ``cname-``), and a value containing
-        ``heritage=external-dns``.
+        records directly would be undone within a minute. Its TXT registry record sits at the record's own
+        name (old format), at a type prefix (``a-``, ``aaaa-``, ``cname-``), or where ``--txt-prefix`` /
+        ``--txt-suffix`` put it (``route.txt_prefix`` / ``route.txt_suffix``, ``%{record_type}`` allowed);
+        its value holds ``heritage=external-dns``. Registries kept elsewhere (DynamoDB, the DNSEndpoint CRD,
+        encrypted TXT values) cannot be seen from Route 53.
         """
         owners: dict[str, str] = {}
+        warnings: list[str] = []
         for zone in self.zones():
-            candidates = {prefix + name: name for name in zone.records for prefix in ("", "a-", "aaaa-", "cname-")}
+            candidates = {c: name for name in zone.records for c in txt_owner_names(name, self.route)}
             for rrset in self._txt_sets(zone, candidates):
                 name = candidates.get(decode_name(rrset["Name"]))
                 for record in rrset.get("ResourceRecords", []):
                     match = re.search(r"heritage=external-dns(?:.*external-dns/owner=([^,\"]+))?", record["Value"])
                     if name and match:
                         owners[name] = match.group(1) or "unknown owner"
-        return owners
+                    elif name and re.search(r"heritage=|external-dns|owner=", record["Value"]):
+                        warnings.append(f"TXT {decode_name(rrset['Name'])} looks like an ownership record "
+                                        f"but does not say heritage=external-dns")
+        return owners, warnings
 
     def _txt_sets(self, zone: _Zone, candidates: dict[str, str]) -> Iterable[dict]:
         if zone.full_listing_is_cheaper(len(candidates)):
@@ -371,16 +393,38 @@ class Route53Router:
                     yield rrset
 
     # -- set ---------------------------------------------------------------------------------------------
-    def set(self, weights: SideWeights, *, ttl: int | None = None) -> list[str]:
+    def preflight(self, live: LiveState | None = None) -> None:
+        """A weight written into Route 53 directly must stick: refuse records that external-dns owns."""
+        owners, warnings = self.external_dns_owners()
+        for warning in warnings:
+            log.warning("ownership_record_unclear", detail=warning)
+        if owners:
+            listed = ", ".join(f"{name} (owner {owner})" for name, owner in sorted(owners.items()))
+            raise PreflightError(
+                f"external-dns owns {listed}: a weight written into Route 53 directly would be put back on "
+                "its next sync",
+                hint="set route.driver: external-dns (weights on the Ingress/Service annotations), or "
+                     "route.driver: argocd (weights on the ArgoCD cluster secret)")
+
+    def close(self) -> None:
+        pass
+
+    def set(self, weights: SideWeights, *, live: LiveState | None = None, ttl: TtlSpec = None,
+            urgent: bool = False) -> list[str]:
+        """``live``: the state read last (the engine always passes it); None reads it now."""
+        # The emergency path's calls (this change, its INSYNC wait and read-back) may use the reserved rate.
+        self.urgent = urgent
         if weights.all_zero:
             # Route 53 answers an all-zero group as an equal split: it would send half the traffic to a side
             # the user meant to switch off.
             raise RouterError(f"refusing to write an all-zero weight group ({weights})")
-        if not self._pairs:
-            self.read()
+        live = live if live is not None else self.read()
         change_ids: list[str] = []
         by_zone: dict[str, list[_Pair]] = {}
-        for pair in self._pairs:
+        for record in live.records:
+            pair = record.handle
+            if not isinstance(pair, _Pair):
+                raise RouterError(f"record {record.name} {record.type} was not read by this router")
             by_zone.setdefault(pair.zone.id, []).append(pair)
         for zone_id, pairs in by_zone.items():
             for batch in split_batches([self._upserts(pair, weights, ttl) for pair in pairs]):
@@ -392,35 +436,33 @@ class Route53Router:
                 change_id = answer["ChangeInfo"]["Id"].rsplit("/", 1)[-1]
                 change_ids.append(change_id)
                 log.info("route53_change_submitted", zone=pairs[0].zone.name, change_id=change_id,
-                         records=sorted({f"{p.name} {p.type}" for p in pairs}), weights=str(weights), ttl=ttl,
-                         changes=len(batch))
+                         records=sorted({f"{p.name} {p.type}" for p in pairs}), weights=weights.as_dict(),
+                         ttl=ttl if not isinstance(ttl, dict) else "per record", changes=len(batch))
         return change_ids
 
     @staticmethod
-    def _upserts(pair: _Pair, weights: SideWeights, ttl: int | None) -> list[dict]:
+    def _upserts(pair: _Pair, weights: SideWeights, ttl: TtlSpec) -> list[dict]:
+        want = ttl.get((pair.name, pair.type)) if isinstance(ttl, dict) else ttl
         changes = []
         for side, rrset in (("blue", pair.blue), ("green", pair.green)):
             new = copy.deepcopy(rrset)
             new["Weight"] = weights.of(side)
-            if ttl is not None and "TTL" in new:
-                new["TTL"] = ttl
+            if want is not None and "TTL" in new:  # an alias set has no TTL of its own
+                new["TTL"] = want
             changes.append({"Action": "UPSERT", "ResourceRecordSet": new})
         return changes
 
     # -- verify ------------------------------------------------------------------------------------------
-    def verify(self, weights: SideWeights, changes: Sequence[str], *, ttl: int | None = None) -> None:
+    def verify(self, weights: SideWeights, changes: Sequence[str], *, ttl: TtlSpec = None) -> LiveState:
         for change_id in changes:
             self.wait_insync(change_id)
         live = self.read()
-        wrong = [f"{r.name} {r.type} {r.weights}" for r in live.records if r.weights != weights]
-        if ttl is not None:
-            # Alias records have no TTL of their own, so only sets that carry one are checked.
-            wrong += [f"{p.name} {p.type} ttl={s['TTL']}" for p in self._pairs for s in p.sets()
-                      if "TTL" in s and s["TTL"] != ttl]
+        wrong = live.mismatches(weights, ttl)
         if wrong:
             # After INSYNC, Route 53 answers with what was written: anything else was written by someone else.
             raise WeightsChangedExternally(
-                f"read-back after INSYNC does not show {weights} (ttl {ttl}): {', '.join(wrong[:5])}")
+                f"read-back after INSYNC does not show {weights}: {', '.join(wrong[:5])}")
+        return live
 
     def wait_insync(self, change_id: str) -> None:
         deadline = self.clock.monotonic() + self.route.insync_timeout
@@ -431,11 +473,36 @@ class Route53Router:
                 return
             if self.clock.monotonic() >= deadline:
                 raise RouterError(
-                    f"change {change_id} still {status} after {self.route.insync_timeout:.0f}s",
-                    hint="Route 53 usually syncs within 60s; raise route.insync_timeout or check the AWS status page",
-                )
+                    f"change {change_id} is still {status} after {self.route.insync_timeout:.0f}s "
+                    f"(route.insync_timeout): {self._live_weights_text()}",
+                    hint=f"Route 53 usually syncs within 60s; `aws route53 get-change --id {change_id}` tells "
+                         "when it is done; raise route.insync_timeout or check the AWS status page")
             self.clock.sleep(min(delay, max(0.0, deadline - self.clock.monotonic())))
             delay = min(delay * 2, 5.0)
+
+    def _live_weights_text(self) -> str:
+        """What Route 53 holds now, for a message (a diagnosis: a failure to read says so)."""
+        try:
+            live = self.read()
+        except Exception:  # noqa: BLE001 - the message must not hide the original failure
+            return "the live weights could not be read"
+        weights = live.weights()
+        return (f"Route 53 holds {weights} now" if weights is not None else
+                "Route 53 holds " + ", ".join(f"{r.name} {r.type} {r.weights}" for r in live.records))
+
+
+def txt_owner_names(name: str, route: RouteConfig) -> list[str]:
+    """Where external-dns may keep the TXT ownership record of ``name``: at the name, behind a type prefix
+    (registry format since v0.12), or with --txt-prefix / --txt-suffix (on the first label, as external-dns
+    applies the suffix), with ``%{record_type}`` expanded for each type."""
+    names = [name] + [f"{t}-{name}" for t in ("a", "aaaa", "cname")]
+    first, _, rest = name.partition(".")
+    for rtype in ("a", "aaaa", "cname"):
+        prefix = route.txt_prefix.replace("%{record_type}", rtype)
+        suffix = route.txt_suffix.replace("%{record_type}", rtype)
+        if prefix or suffix:
+            names.append(f"{prefix}{first}{suffix}" + (f".{rest}" if rest else ""))
+    return list(dict.fromkeys(n.lower() for n in names))
 
 
 def split_batches(pairs: list[list[dict]]) -> list[list[dict]]:

@@ -40,8 +40,8 @@ from typing import Any, Callable, Mapping
 
 from bluegreen.core.clock import Clock
 from bluegreen.core.state import (
-    DEFAULT_LEASE_SECONDS, Holder, JournalEvent, Lease, RunRecord, StateConfig, StateError, StateStore,
-    check_lease_seconds, lock_held_error, lock_lost_error, new_run_id, parse_state_config,
+    DEFAULT_LEASE_SECONDS, Holder, JournalEvent, Lease, RunRecord, StateError, StateStore,
+    check_lease_seconds, lock_held_error, lock_lost_error, new_run_id,
 )
 from bluegreen.errors import ConfigError, shorten
 
@@ -78,13 +78,13 @@ class DynamoStateStore(StateStore):
         self.region = region
 
     @classmethod
-    def from_config(cls, config: Any, clock: Clock, state: StateConfig | None = None) -> "DynamoStateStore":
-        from bluegreen.adapters.aws import client
+    def from_config(cls, config: Any, clock: Clock, state: Any = None) -> "DynamoStateStore":
+        from bluegreen.adapters.aws import client, resolve_region
 
-        state = state or parse_state_config(config.sections.get("state"))
+        state = state or config.state
         aws = replace(config.aws, region=state.region) if state.region else config.aws
         return cls(client(aws, "dynamodb", total_attempts=4), str(state.table), clock,
-                   region=aws.region or "us-east-1")
+                   region=resolve_region(aws, service="dynamodb"))
 
     def __repr__(self) -> str:
         return f"DynamoStateStore(table={self.table!r}, region={self.region!r})"
@@ -354,14 +354,14 @@ def init_state(config: Any, *, wait: Callable[..., None] | None = None) -> str:
     job's role does not need them."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from bluegreen.adapters.aws import client
+    from bluegreen.adapters.aws import client, resolve_region
 
-    state = parse_state_config(config.sections.get("state"))
+    state = config.state
     if state.backend != "dynamodb":
         raise ConfigError("`bluegreen init-state` for DynamoDB needs `state.backend: dynamodb` and `state.table`")
     aws = replace(config.aws, region=state.region) if state.region else config.aws
     ddb = client(aws, "dynamodb", total_attempts=4)
-    table, region = str(state.table), aws.region or "us-east-1"
+    table, region = str(state.table), resolve_region(aws, service="dynamodb")
     try:
         try:
             ddb.create_table(

@@ -29,8 +29,8 @@ from typing import Any, Iterator, Mapping
 
 from bluegreen.core.clock import Clock
 from bluegreen.core.state import (
-    DEFAULT_LEASE_SECONDS, Holder, JournalEvent, Lease, RunRecord, StateConfig, StateError, StateStore,
-    check_lease_seconds, lock_held_error, lock_lost_error, new_run_id, parse_state_config,
+    DEFAULT_LEASE_SECONDS, Holder, JournalEvent, Lease, RunRecord, StateError, StateStore,
+    check_lease_seconds, lock_held_error, lock_lost_error, new_run_id,
 )
 
 SCHEMA_VERSION = 1
@@ -255,17 +255,17 @@ class SqliteStateStore(StateStore):
             self._db.close()
 
 
-def open_state_store(config: Any, clock: Clock, state: StateConfig | None = None) -> StateStore:
-    """Build the backend named in ``config.sections["state"]`` (a :class:`bluegreen.config.Config`)."""
-    state = state or parse_state_config(config.sections.get("state"))
+def open_state_store(config: Any, clock: Clock, state: Any = None) -> StateStore:
+    """Build the backend named in ``config.state`` (a :class:`bluegreen.config.Config`)."""
+    state = state or config.state
     if state.backend == "dynamodb":
-        from bluegreen.adapters.state_dynamodb import DynamoStateStore
+        from bluegreen.adapters.state.dynamodb import DynamoStateStore
 
         return DynamoStateStore.from_config(config, clock, state)
     return SqliteStateStore(sqlite_path(config, state), clock)
 
 
-def sqlite_path(config: Any, state: StateConfig) -> Path:
+def sqlite_path(config: Any, state: Any) -> Path:
     """``state.path`` (``~`` expanded; relative to the config file's folder), or the default path."""
     if not state.path:
         return default_state_path()
@@ -278,9 +278,9 @@ def sqlite_path(config: Any, state: StateConfig) -> Path:
 
 def init_state_store(config: Any, clock: Clock) -> str:
     """``bluegreen init-state``: create the configured backend's storage if missing. Idempotent."""
-    state = parse_state_config(config.sections.get("state"))
+    state = config.state
     if state.backend == "dynamodb":
-        from bluegreen.adapters.state_dynamodb import init_state
+        from bluegreen.adapters.state.dynamodb import init_state
 
         return init_state(config)
     path = sqlite_path(config, state)

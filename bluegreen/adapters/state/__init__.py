@@ -1,0 +1,1 @@
+"""Lock and journal stores: SQLite (one machine) and DynamoDB (shared)."""

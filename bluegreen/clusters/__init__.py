@@ -1,0 +1,1 @@
+"""Cluster-level commands\x27 logic: `verify` (is green ready?) and `provision` (make green)."""

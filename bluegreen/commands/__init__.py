@@ -1,0 +1,17 @@
+"""One module per subcommand. Each has ``NAME``, ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and
+``run(args, env) -> int``; ``bluegreen.cli`` assembles the parser from :data:`COMMANDS` and maps errors to
+exit codes. Modules are imported when their command runs, so ``--help`` and ``rollback`` stay fast."""
+
+from __future__ import annotations
+
+# (name, module, one-line help). Order is the order of `bluegreen --help`.
+COMMANDS = (
+    ("status", "bluegreen.commands.status", "show the weights, share and TTL of every record, and the clusters"),
+    ("shift", "bluegreen.commands.shift", "move traffic to a side, step by step, with probes and rollback"),
+    ("rollback", "bluegreen.commands.rollback", "emergency: all traffic to one side now (works while a shift runs)"),
+    ("verify", "bluegreen.commands.verify", "is a cluster ready for traffic? (ArgoCD metadata, applications, workloads)"),
+    ("provision", "bluegreen.commands.provision", "target, clone (--from) or build (provision.command) a cluster"),
+    ("history", "bluegreen.commands.history", "list the migration's runs, or show one run"),
+    ("init-state", "bluegreen.commands.init_state", "create the state store (the DynamoDB table, or the SQLite file)"),
+    ("demo", "bluegreen.commands.demo", "the whole cutover against the embedded sandbox (needs the sandbox extra)"),
+)

@@ -1,0 +1,62 @@
+"""What every command does the same way: load the config for the sections it needs, set up logging, print
+one result document. No command-specific logic here."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Iterable
+
+from bluegreen.environment import Environment
+
+EXIT_CODES_HELP = """exit codes:
+  0  done
+  1  unexpected error, an interrupted run, or a rollback that failed (the message says where traffic is)
+  2  bad input or configuration (nothing was changed)
+  3  the gates failed (traffic rolled back, or held where gates.on_fail / on_both_failing say hold), or
+     verify found the cluster not ready
+  4  another run holds the lock
+  5  aborted: the weights were changed by someone else during the run (or the lock was taken over)
+"""
+
+
+def load(args: argparse.Namespace, env: Environment, *, needs: Iterable[str] | None = None):
+    """The config, with the sections this command uses checked (all of them by default); mistakes in the
+    others are logged as warnings."""
+    from bluegreen.config import ALL, config_path, load_config
+
+    config = load_config(config_path(getattr(args, "config", None), env.environ),
+                         needs=ALL if needs is None else needs)
+    if config.warnings:
+        import structlog
+
+        for warning in config.warnings:
+            structlog.get_logger("bluegreen").warning("config_problem_ignored", problem=warning,
+                                                      reason="this command does not use that section")
+    return config
+
+
+def output(args: argparse.Namespace) -> str:
+    return getattr(args, "output", None) or "text"
+
+
+def setup_logging(args: argparse.Namespace, env: Environment) -> str:
+    from bluegreen import logs
+
+    return logs.configure(getattr(args, "log_format", None), env.stderr)
+
+
+def emit(args: argparse.Namespace, env: Environment, data: Any, text: str) -> None:
+    """Print the result: one JSON document with --output json, else the text."""
+    from bluegreen import render
+
+    env.print(render.to_json(data) if output(args) == "json" else text)
+
+
+def isatty(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
