@@ -124,7 +124,9 @@ def test_gates_show_the_worst_value_against_each_threshold():
     assert checks["success ratio"].value == pytest.approx(0.98) and checks["success ratio"].ok
     assert checks["p95 latency"].value == 95.0 and checks["p95 latency"].threshold == 800.0
     assert checks["samples"].value == 78 and checks["samples"].ok
-    assert checks["consecutive failures"].value is None and checks["consecutive failures"].ok is None
+    assert checks["consecutive failures"].value is None and checks["consecutive failures"].state == "unknown"
+    early = {c.name: c for c in gate_checks(fold(events[:7]), GATES)}  # 7 samples of 10 needed: not a failure
+    assert early["samples"].ok is False and early["samples"].state == "waiting"
     failing = fold(events[:8])
     failing.latest["green"] = failing.latest["green"].__class__(samples=38, error_ratio=0.2, p95_ms=900.0)
     checks = {c.name: c for c in gate_checks(failing, GATES)}

@@ -368,7 +368,8 @@ class RunView:
             self._close_open_span(at, "passed")
             self.spans.append(StepSpan(label=label, started_at=at, changed=True))
             current = self.current
-            self._new_step_metrics()
+            if label != "rollback":  # after a rollback, the failed step's values are the ones worth showing
+                self._new_step_metrics()
         old, new = parse_weights(data.get("old")), parse_weights(data.get("new"))
         if old is not None and not any(self.weights[s] for s in SIDES):
             self._weight_point(at, old)
@@ -400,27 +401,32 @@ class RunView:
         weights = parse_weights(data.get("weights"))
         if weights is not None:
             self._weight_point(at, weights)
-        sides = data.get("sides", data.get("per_side"))
-        if isinstance(sides, Mapping) and any(isinstance(sides.get(s), Mapping) for s in SIDES):
-            for side in SIDES:
-                if isinstance(sides.get(side), Mapping):
-                    self._metrics_point(at, side, Metrics.from_side(sides[side]))
-        elif isinstance(data.get("share"), Mapping):
+        if not self._measurements(at, data, step_end=False) and isinstance(data.get("share"), Mapping):
             for side, percent in self._share_from_probes(data["share"]).items():
                 _add(self.share, side, at, percent)
-        probes = data.get("probes")
-        if isinstance(probes, Mapping):
-            self._probe_summaries(at, probes, points=False)
+            samples = _num(data.get("samples"))
+            if samples is not None and not self.latest_probes:
+                # old-form progress: only the sample count over every probe is known
+                self.latest[AGGREGATE] = Metrics(samples=samples)
 
-    def _on_step_passed(self, at: float, data: Mapping[str, Any]) -> None:
-        probes = data.get("probes")
-        if isinstance(probes, Mapping):
-            self._probe_summaries(at, probes, points=True)
+    def _measurements(self, at: float, data: Mapping[str, Any], *, step_end: bool) -> bool:
+        """Per-side data (``sides``) and per-probe summaries (``probes``) of hold, step_passed and
+        gates_failed events. Returns whether there were any."""
+        found = False
         sides = data.get("sides", data.get("per_side"))
         if isinstance(sides, Mapping):
             for side in SIDES:
                 if isinstance(sides.get(side), Mapping):
                     self._metrics_point(at, side, Metrics.from_side(sides[side]))
+                    found = True
+        probes = data.get("probes")
+        if isinstance(probes, Mapping) and probes:
+            self._probe_summaries(at, probes, points=step_end)
+            found = True
+        return found
+
+    def _on_step_passed(self, at: float, data: Mapping[str, Any]) -> None:
+        self._measurements(at, data, step_end=True)
         current = self.current
         if current is not None and current.verdict is None:
             current.verdict, current.ended_at = "passed", at
@@ -429,6 +435,7 @@ class RunView:
 
     def _on_gates_failed(self, at: float, data: Mapping[str, Any]) -> None:
         current = self.current
+        self._measurements(at, data, step_end=True)
         reasons = tuple(str(r) for r in data.get("reasons") or [])
         if current is not None and current.verdict is None:
             current.verdict, current.ended_at, current.reasons = "failed", at, reasons
@@ -661,12 +668,23 @@ class GateCheck:
     threshold: float
     at_least: bool  # True: value must be >= threshold; False: <=
     unit: str = ""
+    blocking: bool = True  # False: not meeting it means "not yet" (too few samples), not a failure
 
     @property
     def ok(self) -> bool | None:
         if self.value is None:
             return None
         return self.value >= self.threshold if self.at_least else self.value <= self.threshold
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``failed``, ``waiting`` (too few samples: the verdict is inconclusive) or ``unknown``."""
+        ok = self.ok
+        if ok is None:
+            return "unknown"
+        if ok:
+            return "ok"
+        return "failed" if self.blocking else "waiting"
 
 
 def gate_thresholds(gates: Any) -> dict[str, float]:
@@ -719,7 +737,7 @@ def gate_checks(view: RunView, gates: Any = None) -> list[GateCheck]:
             value = worst(counts, False)  # each probe needs its own samples
         else:
             value = sum(counts) if counts else None  # per side: the window is the sum of both
-        checks.append(GateCheck("samples", value, thresholds["min_samples"], True))
+        checks.append(GateCheck("samples", value, thresholds["min_samples"], True, blocking=False))
     if "max_consecutive_failures" in thresholds:
         runs = [m.consecutive_failures for m in sources if m.consecutive_failures is not None]
         checks.append(GateCheck("consecutive failures", worst(runs, True), thresholds["max_consecutive_failures"],
