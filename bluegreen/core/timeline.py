@@ -176,6 +176,7 @@ class StepSpan:
     reasons: tuple[str, ...] = ()
     hold_seconds: float | None = None  # the longest remaining time seen: the step's full hold
     change_ids: tuple[str, ...] = ()
+    summary: "Metrics | None" = None  # every probe together over the whole step (from its step_passed)
 
     @property
     def is_phase(self) -> bool:
@@ -592,6 +593,8 @@ class RunView:
         self.latest[AGGREGATE] = aggregate
         if not points:
             return
+        if self.current is not None:
+            self.current.summary = aggregate
         if aggregate.error_ratio is not None:
             _add(self.error_ratio, AGGREGATE, at, aggregate.error_ratio)
         if aggregate.p95_ms is not None:
