@@ -79,6 +79,7 @@ def test_the_end_is_a_coloured_outcome(fail_from, label, colour):
     assert re.search(r"\x1b\[1;" + colour + r"m" + label, styled), styled  # bold red / bold green
     if fail_from:
         assert "success ratio 0.900 < 0.95" in plain and "blue 100 / green 0" in plain
+        assert "step 3/4  50% on green  finished" in plain  # where it stopped, not the rollback's change
 
 
 def test_no_color_removes_colour_but_keeps_the_words(monkeypatch):
@@ -225,7 +226,7 @@ def test_in_tmux_at_80_columns_the_screen_shows_one_clean_panel(tmp_path):
     socket = str(tmp_path / "tmux.sock")
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TMUX")}
     env["TERM"] = "xterm-256color"
-    subprocess.run([tmux, "-S", socket, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "40",
+    subprocess.run([tmux, "-S", socket, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "24",
                     f"{sys.executable} {script}"], check=True, env=env, cwd=root)
     try:
         screen = ""

@@ -122,10 +122,11 @@ def render_view(view: RunView, now: float, *, gates: Any = None, unicode: bool =
     where = Text(no_wrap=True, overflow="ellipsis")
     position = view.position()
     current = view.current
+    step = next((s for s in reversed(view.spans) if not s.is_phase), None)  # the rollback is not a step
     if position is not None:
         where.append(f"step {position[0]}/{position[1]}", style="bold")
-        if current is not None and not current.is_phase:
-            where.append(f"  {current.percent}% on {view.target or 'target'}")
+        if step is not None and (current is step or current is not None and current.label == "rollback"):
+            where.append(f"  {step.percent}% on {view.target or 'target'}")
     elif current is not None:
         where.append(current.label, style="bold")
     else:
