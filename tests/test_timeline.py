@@ -183,3 +183,13 @@ def test_record_outcome_wins_over_what_the_events_imply():
     view = from_run_record(record)
     assert view.outcome == "interrupted" and view.exit_code == 1 and view.finished_at == events[-1][0] + 1
     assert view.holder == {"pid": 1}
+
+
+def test_without_history_a_day_long_run_keeps_one_point_per_series():
+    events, _, _ = engine_run()
+    view = fold(events, keep_history=False)
+    full = fold(events)
+    assert all(len(points) == 1 for points in view.share.values())
+    assert all(len(points) == 1 for points in view.weights.values())
+    assert view.current_weights == full.current_weights == {"blue": 0, "green": 100}
+    assert view.share["green"][-1] == full.share["green"][-1] and view.outcome == full.outcome

@@ -194,6 +194,9 @@ class RunView:
     holder: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     cluster_sides: dict[str, str] = field(default_factory=dict)
+    # False: keep only the latest point of each series. The live panel needs no history, and a day-long
+    # shift emits a hold event every second.
+    keep_history: bool = True
 
     target: str | None = None
     steps: tuple[int, ...] = ()  # the percentages this run walks (skipped ones excluded)
@@ -404,7 +407,7 @@ class RunView:
             self._weight_point(at, weights)
         if not self._measurements(at, data, step_end=False) and isinstance(data.get("share"), Mapping):
             for side, percent in self._share_from_probes(data["share"]).items():
-                _add(self.share, side, at, percent)
+                self._add(self.share, side, at, percent)
             samples = _num(data.get("samples"))
             if samples is not None and not self.latest_probes:
                 # old-form progress: only the sample count over every probe is known
@@ -514,6 +517,12 @@ class RunView:
         self.verdict = None
         self.remaining_seconds, self.remaining_at = None, None
 
+    def _add(self, series: dict[str, list[Point]], key: str, at: float, value: float) -> None:
+        points = series.setdefault(key, [])
+        if not self.keep_history:
+            points.clear()
+        points.append((at, float(value)))
+
     def _add_changes(self, ids: Iterable[str]) -> None:
         for change in ids:
             if change not in self.change_ids:
@@ -526,16 +535,18 @@ class RunView:
             if series and series[-1][0] == at:
                 series[-1] = (at, value)
             elif not series or series[-1][1] != value:
+                if not self.keep_history:
+                    series.clear()
                 series.append((at, value))
 
     def _metrics_point(self, at: float, key: str, metrics: Metrics) -> None:
         self.latest[key] = metrics
         if metrics.share_percent is not None:
-            _add(self.share, key, at, metrics.share_percent)
+            self._add(self.share, key, at, metrics.share_percent)
         if metrics.error_ratio is not None:
-            _add(self.error_ratio, key, at, metrics.error_ratio)
+            self._add(self.error_ratio, key, at, metrics.error_ratio)
         if metrics.p95_ms is not None:
-            _add(self.p95_ms, key, at, metrics.p95_ms)
+            self._add(self.p95_ms, key, at, metrics.p95_ms)
 
     def _share_from_probes(self, share: Mapping[str, Any]) -> dict[str, float]:
         """Old-form shares ``{probe: {cluster: percent}}``: per side, the mean over probes that saw any."""
@@ -596,16 +607,14 @@ class RunView:
         if self.current is not None:
             self.current.summary = aggregate
         if aggregate.error_ratio is not None:
-            _add(self.error_ratio, AGGREGATE, at, aggregate.error_ratio)
+            self._add(self.error_ratio, AGGREGATE, at, aggregate.error_ratio)
         if aggregate.p95_ms is not None:
-            _add(self.p95_ms, AGGREGATE, at, aggregate.p95_ms)
+            self._add(self.p95_ms, AGGREGATE, at, aggregate.p95_ms)
         if share_weight and not any(self.latest.get(side) for side in SIDES):
             for side in SIDES:
-                _add(self.share, side, at, share_sums[side] / share_weight)
+                self._add(self.share, side, at, share_sums[side] / share_weight)
 
 
-def _add(series: dict[str, list[Point]], key: str, at: float, value: float) -> None:
-    series.setdefault(key, []).append((at, float(value)))
 
 
 def _percent_list(raw: Any) -> tuple[int, ...]:

@@ -264,7 +264,7 @@ class LivePanel:
         self.mode = mode
         self.clock = clock or SystemClock()
         self.gates = gates
-        self.view = view or RunView()
+        self.view = view or RunView(keep_history=False)  # memory stays bounded however long the run
         self.title = title
         self.unicode = self.console.encoding.lower().startswith("utf")
         self._live: Live | None = None
