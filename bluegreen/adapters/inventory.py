@@ -86,10 +86,11 @@ class _Reader:
                     return []
                 raise
             if hasattr(answer, "data") and hasattr(answer, "release_conn"):  # _preload_content=False
+                response = answer
                 try:
-                    answer = json.loads(answer.data)
+                    answer = json.loads(response.data)
                 finally:
-                    answer.release_conn()
+                    response.release_conn()
         return list((answer or {}).get("items") or [])
 
     def group(self, group: str, version: str, plural: str, kind: str) -> list[dict]:

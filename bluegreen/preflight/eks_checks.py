@@ -74,11 +74,13 @@ def check_kubelet_skew(nodes: Iterable[dict], target: Version) -> list[Finding]:
                                "the control plane does not support kubelets that old: the nodes can fail to "
                                "register or to run pods after the upgrade",
                                "upgrade these nodes (or their node group) before upgrading the control plane"))
-        elif behind > 0:
+        elif behind == max_skew(version):
             out.append(finding("BG-EKS-002", _nodes_ref(names),
-                               f"{where}: {behind} minor(s) behind the target {minor_str(target)}",
-                               "allowed by the skew policy, but the next upgrade will not be",
-                               "upgrade the nodes after the control plane", severity=Severity.WARNING))
+                               f"{where}: {behind} minors behind the target {minor_str(target)}, the most the "
+                               "skew policy allows",
+                               "this upgrade works, but the next control plane upgrade will not until these nodes "
+                               "are upgraded", "upgrade the nodes right after the control plane",
+                               severity=Severity.WARNING))
     return out
 
 
