@@ -296,3 +296,45 @@ def test_target_older_than_the_cluster_is_bad_input(green, green_kube):
         preflight(green_kube, "1.29")
     with pytest.raises(ConfigError, match="like 1.31"):
         preflight(green_kube, "latest")
+
+
+def addon_deployment(name: str, image: str) -> dict:
+    obj = deployment(name)
+    obj["spec"]["template"]["spec"]["containers"] = [container(name, image)]
+    return obj
+
+
+def plant_addon(green, name: str, image: str) -> None:
+    green.put(DEPLOYMENTS, "kube-system", name, addon_deployment(name, image))
+    green.put(PDBS, "kube-system", name, pdb(name))
+
+
+def test_cluster_autoscaler_minor_must_match_the_target(green, green_kube):
+    plant_clean(green)
+    plant_addon(green, "cluster-autoscaler", "registry.k8s.io/autoscaling/cluster-autoscaler:v1.30.2")
+    report = preflight(green_kube, "1.31")
+    assert codes(report) == {"BG-ADD-001": ["Deployment/kube-system/cluster-autoscaler"]}
+    assert report.has_errors
+    plant_addon(green, "cluster-autoscaler", "registry.k8s.io/autoscaling/cluster-autoscaler:v1.31.0")
+    assert codes(preflight(green_kube, "1.31")) == {}
+
+
+def test_self_managed_addon_below_the_known_minimum(green, green_kube):
+    plant_clean(green)
+    plant_addon(green, "karpenter", "public.ecr.aws/karpenter/controller:0.37.5@sha256:abc")
+    assert codes(preflight(green_kube, "1.30")) == {}  # 0.37 is the minimum for 1.30
+    report = preflight(green_kube, "1.31")  # 1.31 needs 1.0.5
+    assert codes(report) == {"BG-ADD-002": ["Deployment/kube-system/karpenter"]}
+    assert "1.0.5" in report.findings[0].what
+
+
+def test_addon_image_without_a_version(green, green_kube):
+    plant_clean(green)
+    plant_addon(green, "metrics-server", "registry.k8s.io/metrics-server/metrics-server:latest")
+    assert codes(preflight(green_kube)) == {"BG-ADD-003": ["Deployment/kube-system/metrics-server"]}
+
+
+def test_lookalike_image_is_not_an_addon(green, green_kube):
+    plant_clean(green)
+    plant_addon(green, "exporter", "example.com/my-coredns-exporter:0.1.0")
+    assert codes(preflight(green_kube)) == {}
