@@ -338,3 +338,21 @@ def test_lookalike_image_is_not_an_addon(green, green_kube):
     plant_clean(green)
     plant_addon(green, "exporter", "example.com/my-coredns-exporter:0.1.0")
     assert codes(preflight(green_kube)) == {}
+
+
+def test_unreachable_cluster_is_an_access_error():
+    import socket
+
+    from kubernetes import client as k8s
+
+    from bluegreen.adapters.kube import ClusterAccessError, Kube
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    configuration = k8s.Configuration(host=f"http://127.0.0.1:{port}")
+    configuration.retries = 0
+    kube = Kube(k8s.ApiClient(configuration), "green cluster")
+    with pytest.raises(ClusterAccessError, match="cannot reach the green cluster"):
+        collect_inventory(kube)
+    kube.close()
