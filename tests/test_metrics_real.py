@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 import requests
@@ -368,3 +369,43 @@ def test_cloudwatch_unreachable_is_a_failed_measurement_after_the_budget():
     reading = sources.measure(alb_gate(alb_dimensions(), max=0.01), "green", time.time())
     assert reading.error.startswith("CloudWatch get_metric_data unreachable: EndpointConnectionError")
     assert "retry budget 6s" in reading.error and clock.monotonic() - 1000.0 >= 6.0
+
+
+def test_cloudwatch_nlb_reset_ratio_reads_each_sides_load_balancer(cloudwatch):
+    tag = uuid.uuid4().hex[:16]
+    lbs = {"blue": f"net/k8s-blue/{tag}", "green": f"net/k8s-green/{tag}"}
+    now = time.time()
+    at = datetime.fromtimestamp(now - 5, tz=timezone.utc)
+    for side, (resets, flows) in {"blue": (0, 400), "green": (30, 200)}.items():
+        dims = [{"Name": "LoadBalancer", "Value": lbs[side]}]
+        cloudwatch.put_metric_data(Namespace="AWS/NetworkELB", MetricData=[
+            {"MetricName": "TCP_Target_Reset_Count", "Dimensions": dims, "Timestamp": at, "Value": resets},
+            {"MetricName": "NewFlowCount", "Dimensions": dims, "Timestamp": at, "Value": flows}])
+    spec = parse_metric_gate({"name": "nlb", "provider": "cloudwatch", "preset": "nlb_reset_ratio", "max": 0.05,
+                              "sides": {side: {"LoadBalancer": lb} for side, lb in lbs.items()}}, "gates.metrics[2]")
+    sources = MetricSources(clusters=CLUSTERS, cloudwatch=cloudwatch, retry_budget=5)
+    sources.preflight_check(spec)
+    assert sources.measure(spec, "green", now + 1).value == 0.15
+    assert sources.measure(spec, "blue", now + 1).value == 0.0
+
+
+def test_cloudwatch_p95_takes_the_worst_data_point_of_the_window():
+    # moto cannot compute percentile statistics (GetMetricData with Stat "p95" answers HTTP 500), so this
+    # one call is stubbed with botocore's Stubber; the request shape is still checked against the API model.
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    dims = alb_dimensions()
+    spec = alb_gate(dims, preset="alb_p95_target_response_time", name="p95", max=0.5, window="2m")
+    with Stubber(client) as stub:
+        stub.add_response("get_metric_data", {"MetricDataResults": [
+            {"Id": "n", "Label": "TargetResponseTime", "Values": [0.31, 0.74], "StatusCode": "Complete"}]},
+            {"MetricDataQueries": [{"Id": "n", "ReturnData": True, "MetricStat": {
+                "Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": "TargetResponseTime",
+                           "Dimensions": [{"Name": "LoadBalancer", "Value": dims["green"]["LoadBalancer"]},
+                                          {"Name": "TargetGroup", "Value": dims["green"]["TargetGroup"]}]},
+                "Period": 120, "Stat": "p95"}}], "StartTime": ANY, "EndTime": ANY})
+        reading = MetricSources(clusters=CLUSTERS, cloudwatch=client, retry_budget=1).measure(spec, "green", time.time())
+    assert reading.value == 0.74
