@@ -342,3 +342,23 @@ def test_headers_parse_from_json_or_lines_and_errors_never_quote_values():
         with pytest.raises(ValueError) as caught:
             parse_headers(bad)
         assert "s3cret" not in str(caught.value)
+
+
+def test_measure_due_asks_the_source_for_each_due_gate_and_side_then_records():
+    from bluegreen.core.metric_gates import measure_due
+
+    class Source:
+        def __init__(self):
+            self.calls = []
+
+        def measure(self, spec, side, end):
+            self.calls.append((spec.name, side, end))
+            return Reading.of(0.5 if side == "green" else 0.0)
+
+    alb, p95 = gates(ALB, PROM)
+    runner, source = MetricGateRunner([alb, p95], started_at=0.0), Source()
+    first = measure_due(runner, source, now=0.0, wall=1_800_000_000.0)
+    assert source.calls == [("alb-5xx", "green", 1_800_000_000.0), ("alb-5xx", "blue", 1_800_000_000.0),
+                            ("p95", "green", 1_800_000_000.0)]
+    assert [m.outcome for m in first] == [MeasurementOutcome.FAILED, MeasurementOutcome.PASSED]
+    assert measure_due(runner, source, now=10.0, wall=1_800_000_010.0) == [] and len(source.calls) == 3

@@ -174,6 +174,30 @@ def test_prometheus_slow_green_fails_a_p95_latency_gate(backends, prometheus):
     assert blue.has_value and blue.value < 0.2
 
 
+def test_prometheus_detection_is_bounded_by_interval_plus_scrape(backends, prometheus):
+    """What the benchmark measures: from green breaking to the gate failing, through the real Prometheus.
+    Bound: interval (2 s) + scrape interval (1 s) + one query; with a 5 s rate window the error ratio
+    passes 0.01 on the first scrape that sees a 500."""
+    from bluegreen.core.clock import SystemClock
+    from bluegreen.core.metric_gates import measure_due
+
+    spec = prom_gate(prometheus, ERROR_RATIO, name="detect", max=0.01, interval="2s")
+    clock = SystemClock()
+    sources = MetricSources(clusters=CLUSTERS, clock=clock, retry_budget=2)
+    with Traffic(backends):
+        assert wait_for(lambda: sources.measure(spec, "green", time.time()).value == 0.0)
+        runner = MetricGateRunner([spec], started_at=clock.monotonic())
+        measure_due(runner, sources, now=clock.monotonic(), wall=clock.wall())
+        backends.green.set_mode("error")
+        broken_at = clock.monotonic()
+        while not runner.verdict().failed and clock.monotonic() - broken_at < 15:
+            measure_due(runner, sources, now=clock.monotonic(), wall=clock.wall())
+            clock.sleep(0.1)
+        detected = clock.monotonic() - broken_at
+    assert runner.verdict().failed
+    assert detected <= spec.interval + 1.0 + 1.5, detected  # interval + scrape + slack for the shared CI box
+
+
 def test_prometheus_query_error_at_preflight_is_a_typed_error_naming_the_gate(backends, prometheus):
     spec = prom_gate(prometheus, 'sum(rate(http_requests_total{cluster="{{cluster}}"}[{{window}}]', name="broken",
                      max=1)

@@ -752,3 +752,17 @@ class MetricGateRunner:
         else:
             outcome = GateOutcome.PASSING
         return MetricGatesVerdict(outcome, gates)
+
+
+def measure_due(runner: MetricGateRunner, source: MetricSource, *, now: float, wall: float) -> list[Measurement]:
+    """One tick of a hold: measure every gate due at ``now`` (monotonic) on each side it needs, over the
+    window ending at ``wall`` (epoch seconds), and record the readings. Returns the new measurements.
+
+    The engine calls this on every check of a hold, next to draining the probes; the source bounds its own
+    retries, so one tick lasts at most (due gates x sides) x the retry budget.
+    """
+    measurements = []
+    for spec in runner.due(now):
+        readings = {side: source.measure(spec, side, wall) for side in runner.sides_to_measure(spec)}
+        measurements.append(runner.record(spec.name, readings, at=now))
+    return measurements
