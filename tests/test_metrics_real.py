@@ -434,3 +434,20 @@ def test_cloudwatch_p95_takes_the_worst_data_point_of_the_window():
                 "Period": 120, "Stat": "p95"}}], "StartTime": ANY, "EndTime": ANY})
         reading = MetricSources(clusters=CLUSTERS, cloudwatch=client, retry_budget=1).measure(spec, "green", time.time())
     assert reading.value == 0.74
+
+
+def test_an_interrupt_ends_the_retries_at_once():
+    from bluegreen.core.clock import SystemClock
+
+    with __import__("socket").socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    stop = threading.Event()
+    stop.set()  # as the CLI's signal handler does
+    spec = parse_metric_gate({"name": "p", "provider": "prometheus", "address": f"http://127.0.0.1:{port}",
+                              "query": "up", "max": 1}, "gates.metrics[0]")
+    sources = MetricSources(clusters=CLUSTERS, clock=SystemClock(stop=stop), retry_budget=30)
+    started = time.monotonic()
+    reading = sources.measure(spec, "green", time.time())
+    assert reading.error.startswith(f"prometheus at http://127.0.0.1:{port} unreachable: ConnectionError (1 attempt in")
+    assert time.monotonic() - started < 5 and sources.attempts == 1

@@ -173,9 +173,13 @@ class MetricSources:
             self.attempts += 1
             return call(max(0.5, min(self.request_timeout, remaining())))
 
+        # SystemClock(stop=event) returns from sleep at once on an interrupt: stop retrying then too, or
+        # the loop would spin through the rest of the budget without pausing.
+        interrupt = getattr(self.clock, "stop", None)
+
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Transient),
-            stop=lambda state: remaining() <= 0,
+            stop=lambda state: remaining() <= 0 or (interrupt is not None and interrupt.is_set()),
             wait=wait,
             sleep=self.clock.sleep,
             reraise=True,
