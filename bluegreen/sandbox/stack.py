@@ -24,6 +24,7 @@ class Sandbox:
 
     BLUE_KUBERNETES_VERSION = "1.30"
     GREEN_KUBERNETES_VERSION = "1.31"  # green is the upgrade
+    NO_SECRETS_TOKEN = "sandbox-fake-token-without-secrets"  # a fake credential of the emulated clusters only
 
     def __init__(self, records: Iterable[str] = ("burnham.example.com",), *, zone: str = "example.com",
                  ttl: int = 60, weights: Sequence[int] = (100, 0), blue_id: str = DEFAULT_BLUE_ID,
@@ -88,10 +89,13 @@ class Sandbox:
         self.stop()
 
     def _start_clusters(self) -> None:
-        from bluegreen.sandbox.kube import KubeEmulators, seed_gitops_bridge
+        from bluegreen.sandbox.kube import NO_SECRETS, KubeEmulators, identity, seed_gitops_bridge
 
         self._tmpdir = Path(tempfile.mkdtemp(prefix="bluegreen-sandbox-"))
-        self.kube = KubeEmulators(names=("blue", "green"), token="sandbox-fake-kubeconfig-token")
+        # TLS, so that kubectl sends the kubeconfig's token (client-go sends credentials over TLS only); a second
+        # token may not read Secrets, to see the 403 a badly mapped identity gets.
+        self.kube = KubeEmulators(names=("blue", "green"), token="sandbox-fake-kubeconfig-token", tls=True,
+                                  tokens={self.NO_SECRETS_TOKEN: identity("bluegreen-no-secrets", NO_SECRETS)})
         self.kube.start(self._tmpdir)
         for side, name, version, weight in (
                 ("blue", self.blue_id, self.BLUE_KUBERNETES_VERSION, self.initial_weights[0]),
@@ -145,6 +149,20 @@ class Sandbox:
         if self.kube is None:
             raise RuntimeError("this sandbox runs without clusters: start it with Sandbox(clusters=True)")
         return self.kube
+
+    def green_rolling_out(self, updated: int = 1, replicas: int = 2) -> None:
+        """Put green's workload Deployment mid-rollout (``updated`` of ``replicas`` new pods, the old ones still
+        available), so that ``bluegreen verify`` finds green not ready although every replica is available."""
+        from bluegreen.sandbox.kube import DEPLOYMENTS, WORKLOAD_NAMESPACE, deployment
+
+        self._clusters()["green"].put(DEPLOYMENTS, WORKLOAD_NAMESPACE, "burnham",
+                                      deployment(replicas, updated=updated, generation=2))
+
+    def kubeconfig_without_secrets(self) -> Path:
+        """A kubeconfig (contexts ``blue`` and ``green``) whose token may not read Secrets: 403 on them."""
+        clusters = self._clusters()
+        path = clusters.kubeconfig.with_name("kubeconfig-no-secrets.yaml")
+        return clusters.write_kubeconfig(path, token=self.NO_SECRETS_TOKEN)
 
     @property
     def kubeconfig(self) -> Path:
