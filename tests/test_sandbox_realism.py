@@ -170,3 +170,130 @@ def test_workload_helpers_carry_rollout_status_that_kubectl_and_bluegreen_agree_
             ("daemonset", "kube-system", "agent", "2 out of 3 new pods have been updated")):
         result = kubectl(config, "rollout", "status", f"{kind}/{name}", "-n", namespace, "--watch=false")
         assert expected in result.stdout, result.stdout + result.stderr
+
+
+# -- Route 53 changes stay PENDING, and the DNS server serves only what is INSYNC --------------------------
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def ask_a(address: str, name: str = "burnham.example.com"):
+    """(addresses, ttl) of the A answer from a DNS server at ``host:port``."""
+    import dns.message
+    import dns.query
+
+    host, port = address.split(":")
+    reply = dns.query.udp(dns.message.make_query(name, "A"), host, port=int(port), timeout=2)
+    if not reply.answer:
+        return (), None
+    rrset = reply.answer[-1]
+    return tuple(sorted(r.address for r in rrset)), rrset.ttl
+
+
+def upsert_weights(client, zone_id: str, blue: int, green: int, ttl: int = 60) -> dict:
+    return client.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": {"Name": "burnham.example.com", "Type": "A", "SetIdentifier": sid,
+                                                   "Weight": weight, "TTL": ttl, "ResourceRecords": [{"Value": ip}]}}
+        for sid, weight, ip in (("eks-blueprint-blue", blue, "127.0.0.2"), ("eks-blueprint-green", green, "127.0.0.3"))]})
+
+
+@pytest.fixture
+def pending_zone(moto_endpoint):
+    """A seeded zone (blue 100, green 0) behind a Route53Proxy on a manual clock, and a DNS server following it."""
+    from bluegreen.sandbox.dns_server import WeightedDnsServer
+    from bluegreen.sandbox.moto_server import sandbox_client
+    from bluegreen.sandbox.route53_proxy import Route53Proxy
+    from bluegreen.sandbox.zone import delete_zone, seed_zone
+
+    clock = ManualClock()
+    zone_id = seed_zone(moto_endpoint, "example.com", ["burnham.example.com"])
+    proxy = Route53Proxy(moto_endpoint, pending_seconds=0.3, monotonic=clock.monotonic).start()
+    server = WeightedDnsServer(moto_endpoint, zone_id, source=proxy, refresh_interval=0.05).start()
+    client = sandbox_client(proxy.endpoint_url)
+    try:
+        yield clock, proxy, server, client, zone_id
+    finally:
+        client.close()
+        server.stop()
+        proxy.stop()
+        delete_zone(moto_endpoint, zone_id)
+
+
+def test_a_change_is_pending_then_insync_and_served_only_once_insync(pending_zone):
+    clock, proxy, server, client, zone_id = pending_zone
+    first = upsert_weights(client, zone_id, 0, 100)["ChangeInfo"]
+    assert first["Status"] == "PENDING" and first["Id"].startswith("/change/C")
+    assert client.get_change(Id=first["Id"])["ChangeInfo"]["Status"] == "PENDING"
+    server.refresh()
+    assert ask_a(server.address) == (("127.0.0.2",), 60)  # moto has green at 100; the name servers do not yet
+    clock.now += 0.299
+    assert client.get_change(Id=first["Id"])["ChangeInfo"]["Status"] == "PENDING"
+    clock.now += 0.001
+    assert client.get_change(Id=first["Id"])["ChangeInfo"]["Status"] == "INSYNC"
+    # No sleep: the proxy refreshed the DNS server before it answered INSYNC.
+    assert ask_a(server.address) == (("127.0.0.3",), 60)
+
+
+def test_each_change_has_its_own_id_and_the_dns_follows_them_in_order(pending_zone):
+    clock, proxy, server, client, zone_id = pending_zone
+    first = upsert_weights(client, zone_id, 0, 100, ttl=30)["ChangeInfo"]["Id"]
+    clock.now += 0.2
+    second = upsert_weights(client, zone_id, 0, 100, ttl=10)["ChangeInfo"]["Id"]
+    assert first != second
+    clock.now += 0.1  # the first is INSYNC, the second is not
+    assert [client.get_change(Id=c)["ChangeInfo"]["Status"] for c in (first, second)] == ["INSYNC", "PENDING"]
+    assert ask_a(server.address) == (("127.0.0.3",), 30)
+    clock.now += 0.2
+    assert client.get_change(Id=second)["ChangeInfo"]["Status"] == "INSYNC"
+    assert ask_a(server.address) == (("127.0.0.3",), 10)
+
+
+def test_a_refused_change_is_not_recorded(pending_zone):
+    from botocore.exceptions import ClientError
+
+    clock, proxy, server, client, zone_id = pending_zone
+    with pytest.raises(ClientError) as raised:
+        client.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
+            {"Action": "DELETE", "ResourceRecordSet": {"Name": "missing.example.com", "Type": "A", "TTL": 5,
+                                                       "ResourceRecords": [{"Value": "127.0.0.9"}]}}]})
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400  # moto: InvalidInput
+    assert proxy.next_change_at(zone_id) is None
+
+
+def test_pending_zero_answers_insync_at_once(moto_endpoint):
+    from bluegreen.sandbox.moto_server import sandbox_client
+    from bluegreen.sandbox.route53_proxy import Route53Proxy
+    from bluegreen.sandbox.zone import delete_zone, seed_zone
+
+    zone_id = seed_zone(moto_endpoint, "example.com", ["burnham.example.com"])
+    with Route53Proxy(moto_endpoint, pending_seconds=0) as proxy:
+        client = sandbox_client(proxy.endpoint_url)
+        change = upsert_weights(client, zone_id, 50, 50)["ChangeInfo"]
+        assert change["Status"] == "INSYNC" and client.get_change(Id=change["Id"])["ChangeInfo"]["Status"] == "INSYNC"
+        client.close()
+    delete_zone(moto_endpoint, zone_id)
+
+
+def test_the_sandbox_routes_clients_through_the_pending_proxy_and_the_dns_turns_at_insync():
+    import time
+
+    from bluegreen.sandbox import Sandbox
+
+    with Sandbox(records=["burnham.example.com"], ttl=1, pending_seconds=0.4) as sb:
+        assert sb.endpoint_url == sb.route53_proxy.endpoint_url != sb.moto.endpoint_url
+        client = sb.route53()
+        started = time.monotonic()
+        change = upsert_weights(client, sb.zone_id, 0, 100, ttl=1)["ChangeInfo"]
+        assert change["Status"] == "PENDING"
+        # Nobody asks GetChange here: the DNS server turns by itself when the change becomes INSYNC.
+        while ask_a(sb.dns_address)[0] == ("127.0.0.2",):
+            assert time.monotonic() - started < 3.0
+            time.sleep(0.01)
+        turned = time.monotonic() - started
+        assert 0.4 <= turned < 0.4 + 0.35 and ask_a(sb.dns_address)[0] == ("127.0.0.3",)
+        assert client.get_change(Id=change["Id"])["ChangeInfo"]["Status"] == "INSYNC"
+        client.close()

@@ -6,7 +6,9 @@ answer carries that record set's values and TTL. Other records are answered as t
 does not hold get NXDOMAIN.
 
 The zone is read from moto by a background thread every ``refresh_interval`` (and on ``refresh()``), so a
-query costs a dictionary lookup and a random pick, not an API call.
+query costs a dictionary lookup and a random pick, not an API call. With ``source`` (the sandbox's
+:class:`~bluegreen.sandbox.route53_proxy.Route53Proxy`), the zone is read as *published*: a change is served
+only once it is INSYNC, and the server refreshes the moment it turns INSYNC.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import random
 import socketserver
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from dnslib import QTYPE, RCODE, RR, DNSHeader, DNSRecord
 from dnslib.server import DNSHandler, DNSServer
@@ -152,15 +154,30 @@ class _TcpServer(socketserver.ThreadingTCPServer):
         return connection, address
 
 
+class ZoneSource(Protocol):
+    """Where the DNS server reads the zone when not straight from moto (see Route53Proxy)."""
+
+    monotonic: Callable[[], float]
+
+    def published_listing(self, zone_id: str) -> list[dict]: ...
+
+    def next_change_at(self, zone_id: str) -> float | None: ...
+
+    def subscribe(self, zone_id: str, callback: Callable[[], None]) -> None: ...
+
+    def unsubscribe(self, zone_id: str, callback: Callable[[], None]) -> None: ...
+
+
 class WeightedDnsServer:
     """UDP and TCP on 127.0.0.1, on one free port."""
 
     def __init__(self, endpoint_url: str, zone_id: str, *, host: str = "127.0.0.1",
-                 refresh_interval: float = 0.2) -> None:
+                 refresh_interval: float = 0.2, source: ZoneSource | None = None) -> None:
         self.endpoint_url = endpoint_url
         self.zone_id = zone_id
         self.host = host
         self.refresh_interval = refresh_interval
+        self.source = source
         self.port: int | None = None
         self._resolver = _Resolver()
         self._client: Any = None
@@ -180,7 +197,10 @@ class WeightedDnsServer:
         return self._resolver.queries
 
     def start(self) -> "WeightedDnsServer":
-        self._client = sandbox_client(self.endpoint_url)
+        if self.source is None:
+            self._client = sandbox_client(self.endpoint_url)
+        else:
+            self.source.subscribe(self.zone_id, self.refresh)
         self.refresh()
         udp, tcp = self._bind()
         self._servers = [udp, tcp]
@@ -215,15 +235,30 @@ class WeightedDnsServer:
     def refresh(self) -> None:
         """Read the zone from moto now (the background thread does it every ``refresh_interval``)."""
         with self._refresh_lock:
-            listing = list_record_sets(self._client, self.zone_id)
+            if self.source is not None:
+                listing = self.source.published_listing(self.zone_id)
+            else:
+                listing = list_record_sets(self._client, self.zone_id)
             if listing == self._last_listing:
                 return
             groups = build_groups(listing)
             self._resolver.snapshot = (groups, frozenset(name for name, _ in groups))
             self._last_listing = listing
 
+    def _next_wait(self) -> float:
+        """Until the next refresh: the interval, or less when a PENDING change turns INSYNC sooner."""
+        if self.source is None:
+            return self.refresh_interval
+        try:
+            due = self.source.next_change_at(self.zone_id)
+        except Exception:  # noqa: BLE001 - the loop's refresh reports errors; here, just wait the interval
+            return self.refresh_interval
+        if due is None:
+            return self.refresh_interval
+        return min(self.refresh_interval, max(0.0, due - self.source.monotonic()) + 0.001)
+
     def _refresh_loop(self) -> None:
-        while not self._stop.wait(self.refresh_interval):
+        while not self._stop.wait(self._next_wait()):
             try:
                 self.refresh()
             except Exception as error:  # noqa: BLE001 - keep answering from the last snapshot
@@ -231,6 +266,8 @@ class WeightedDnsServer:
                 log.debug("zone refresh failed: %s", type(error).__name__)
 
     def stop(self) -> None:
+        if self.source is not None:
+            self.source.unsubscribe(self.zone_id, self.refresh)
         self._stop.set()
         for server in self._servers:
             server.shutdown()

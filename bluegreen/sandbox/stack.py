@@ -1,5 +1,6 @@
-"""The whole sandbox in one context manager: Route 53 (moto), a DNS server answering from it, and the two
-clusters' backends, all on loopback, all on ports picked at start. With ``clusters=True``, also the two
+"""The whole sandbox in one context manager: Route 53 (moto behind a proxy that keeps changes PENDING for
+``pending_seconds``), a DNS server answering from what is published (INSYNC), and the two clusters' backends,
+all on loopback, all on ports picked at start. With ``clusters=True``, also the two
 clusters' Kubernetes APIs (emulated), with ArgoCD's cluster secrets and Applications as GitOps Bridge
 leaves them, for ``bluegreen verify``."""
 
@@ -13,8 +14,13 @@ from typing import Any, Iterable, Sequence
 from bluegreen.sandbox.backends import Backend, ClusterBackend
 from bluegreen.sandbox.dns_server import WeightedDnsServer
 from bluegreen.sandbox.moto_server import FAKE_REGION, MotoServer, fake_aws_environ, sandbox_client
+from bluegreen.sandbox.route53_proxy import Route53Proxy
 from bluegreen.sandbox.zone import (DEFAULT_BLUE_ID, DEFAULT_GREEN_ID, delete_zone, list_record_sets, seed_zone,
                                     set_weights)
+
+# Route 53 says PENDING for this long after each change (real Route 53: usually under 60 s). Short enough for
+# tests, long enough that a controller which does not wait for INSYNC is caught; the demo passes about 2 s.
+DEFAULT_PENDING_SECONDS = 0.3
 
 CLUSTER_PATTERN = r"<span>CLUSTER_NAME</span><span>(?P<cluster>[^<]+)</span>"
 
@@ -29,7 +35,7 @@ class Sandbox:
     def __init__(self, records: Iterable[str] = ("burnham.example.com",), *, zone: str = "example.com",
                  ttl: int = 60, weights: Sequence[int] = (100, 0), blue_id: str = DEFAULT_BLUE_ID,
                  green_id: str = DEFAULT_GREEN_ID, dns_refresh_interval: float = 0.2,
-                 clusters: bool = False) -> None:
+                 clusters: bool = False, pending_seconds: float = DEFAULT_PENDING_SECONDS) -> None:
         self.records = [r.rstrip(".").lower() for r in records]
         self.zone = zone.rstrip(".").lower()
         self.ttl = ttl
@@ -37,6 +43,8 @@ class Sandbox:
         self.blue_id = blue_id
         self.green_id = green_id
         self.moto = MotoServer()
+        self.pending_seconds = pending_seconds
+        self.route53_proxy: Route53Proxy | None = None
         self.backends = ClusterBackend()
         self.dns: WeightedDnsServer | None = None
         self.zone_id: str | None = None
@@ -49,10 +57,12 @@ class Sandbox:
     def start(self) -> "Sandbox":
         try:
             self.moto.start()
-            self.zone_id = seed_zone(self.endpoint_url, self.zone, self.records, blue_id=self.blue_id,
+            # Seeded straight into moto: the zone exists, published, before anyone looks.
+            self.zone_id = seed_zone(self.moto.endpoint_url, self.zone, self.records, blue_id=self.blue_id,
                                      green_id=self.green_id, blue_ip=self.blue.host, green_ip=self.green.host,
                                      ttl=self.ttl, weights=self.initial_weights)
-            self.dns = WeightedDnsServer(self.endpoint_url, self.zone_id,
+            self.route53_proxy = Route53Proxy(self.moto.endpoint_url, pending_seconds=self.pending_seconds).start()
+            self.dns = WeightedDnsServer(self.moto.endpoint_url, self.zone_id, source=self.route53_proxy,
                                          refresh_interval=self._dns_refresh_interval).start()
             self.backends.start()
             if self.with_clusters:
@@ -74,10 +84,13 @@ class Sandbox:
         if self.dns is not None:
             self.dns.stop()
             self.dns = None
+        if self.route53_proxy is not None:
+            self.route53_proxy.stop()
+            self.route53_proxy = None
         if self.zone_id is not None and self.moto.port is not None:
             try:
                 # moto keeps its zones in process memory, shared by every moto server in the process.
-                delete_zone(self.endpoint_url, self.zone_id)
+                delete_zone(self.moto.endpoint_url, self.zone_id)
             except Exception:  # noqa: BLE001 - best effort; the server goes next anyway
                 pass
         self.moto.stop()
@@ -106,7 +119,10 @@ class Sandbox:
     # -- addresses ---------------------------------------------------------------------------------------
     @property
     def endpoint_url(self) -> str:
-        return self.moto.endpoint_url
+        """Route 53 as clients should reach it: through the proxy that keeps changes PENDING."""
+        if self.route53_proxy is None:
+            raise RuntimeError("the sandbox is not running")
+        return self.route53_proxy.endpoint_url
 
     @property
     def dns_address(self) -> str:
@@ -174,9 +190,13 @@ class Sandbox:
         return sandbox_client(self.endpoint_url)
 
     def set_weights(self, blue: int, green: int, *, ttl: int | None = None) -> None:
-        """Change the weights directly in moto (behind bluegreen's back), and make the DNS server see it now."""
-        set_weights(self.endpoint_url, self.zone_id, (blue, green), blue_id=self.blue_id, green_id=self.green_id,
+        """Change the weights directly in moto (behind bluegreen's back), and make the DNS server see it now.
+
+        A shortcut for tests: it skips the PENDING window (a change sent to :attr:`endpoint_url` gets it), and
+        changes still PENDING become INSYNC with it."""
+        set_weights(self.moto.endpoint_url, self.zone_id, (blue, green), blue_id=self.blue_id, green_id=self.green_id,
                     ttl=ttl)
+        self.route53_proxy.settle(self.zone_id)  # anything PENDING before is published with it
         self.dns.refresh()
 
     def weights(self) -> dict[str, tuple[int, int]]:
