@@ -297,3 +297,83 @@ def test_the_sandbox_routes_clients_through_the_pending_proxy_and_the_dns_turns_
         assert 0.4 <= turned < 0.4 + 0.35 and ask_a(sb.dns_address)[0] == ("127.0.0.3",)
         assert client.get_change(Id=change["Id"])["ChangeInfo"]["Status"] == "INSYNC"
         client.close()
+
+
+# -- a caching resolver in front of the weighted server ---------------------------------------------------
+@pytest.fixture
+def cached_zone(moto_endpoint):
+    """A 50/50 weighted pair with TTL 5 (Route 53 straight from moto), our caching resolver on a manual clock."""
+    from bluegreen.sandbox.caching_resolver import CachingResolver
+    from bluegreen.sandbox.dns_server import WeightedDnsServer
+    from bluegreen.sandbox.zone import delete_zone, seed_zone
+
+    clock = ManualClock()
+    zone_id = seed_zone(moto_endpoint, "example.com", ["burnham.example.com"], ttl=5, weights=(50, 50))
+    server = WeightedDnsServer(moto_endpoint, zone_id).start()
+    resolver = CachingResolver(server.address, monotonic=clock.monotonic).start()
+    try:
+        yield clock, server, resolver, moto_endpoint, zone_id
+    finally:
+        resolver.stop()
+        server.stop()
+        delete_zone(moto_endpoint, zone_id)
+
+
+def test_the_weighted_server_alone_answers_both_sides(cached_zone):
+    clock, server, resolver, _, _ = cached_zone
+    assert {ask_a(server.address)[0] for _ in range(40)} == {("127.0.0.2",), ("127.0.0.3",)}  # 1 - 2**-39
+
+
+def test_within_the_ttl_the_resolver_answers_one_address_whatever_the_weights(cached_zone):
+    from bluegreen.sandbox.zone import set_weights
+
+    clock, server, resolver, moto_endpoint, zone_id = cached_zone
+    first, ttl = ask_a(resolver.address)
+    assert ttl == 5
+    seen = {first}
+    for second in range(1, 5):
+        clock.now += 1.0
+        addresses, ttl = ask_a(resolver.address)
+        seen.add(addresses)
+        assert ttl == 5 - second  # RFC 1035 §7.4: the TTL handed out counts down
+        # Weights flipped behind the resolver's back: still the cached pick.
+        set_weights(moto_endpoint, zone_id, (100, 0) if first == ("127.0.0.3",) else (0, 100))
+        server.refresh()
+    assert seen == {first} and resolver.misses == 1 and resolver.hits == 4
+    clock.now += 1.0  # 5 s after the first answer: expired
+    assert ask_a(resolver.address) == ((("127.0.0.2",) if first == ("127.0.0.3",) else ("127.0.0.3",)), 5)
+    assert resolver.misses == 2
+
+
+def test_after_each_ttl_a_new_pick_follows_the_weights(cached_zone):
+    clock, server, resolver, _, _ = cached_zone
+    picks = []
+    for _ in range(30):
+        picks.append(ask_a(resolver.address)[0])
+        assert ask_a(resolver.address)[0] == picks[-1]  # same TTL window, same answer
+        clock.now += 5.0
+    assert set(picks) == {("127.0.0.2",), ("127.0.0.3",)} and resolver.misses == 30  # 1 - 2**-29
+
+
+def test_unknown_names_pass_through_uncached(cached_zone):
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    clock, server, resolver, _, _ = cached_zone
+    host, port = resolver.address.split(":")
+    for _ in range(2):
+        reply = dns.query.udp(dns.message.make_query("nothing.example.com", "A"), host, port=int(port), timeout=2)
+        assert reply.rcode() == dns.rcode.NXDOMAIN
+    assert resolver.misses == 2 and resolver.hits == 0
+
+
+def test_the_sandbox_runs_a_caching_resolver_for_its_public_probe():
+    from bluegreen.config import parse_config
+    from bluegreen.sandbox import Sandbox
+
+    with Sandbox(records=["burnham.example.com"], ttl=30, weights=(50, 50)) as sb:
+        answers = {ask_a(sb.caching_resolver_address)[0] for _ in range(20)}
+        assert len(answers) == 1  # TTL 30: one pick for all of them
+        config = parse_config(sb.config_dict(via_caching_resolver=True))
+        assert config.probes[0].nameserver == sb.caching_resolver_address != sb.dns_address

@@ -154,6 +154,24 @@ class _TcpServer(socketserver.ThreadingTCPServer):
         return connection, address
 
 
+def bind_dns(resolver: Any, host: str):
+    """(udp server, tcp server, port): a dnslib resolver on one free port, UDP and TCP, not yet serving."""
+    last_error: OSError | None = None
+    for _ in range(20):
+        udp = DNSServer(resolver, address=host, port=0, logger=_QuietLogger(), handler=_Handler,
+                        server=_UdpServer).server
+        port = udp.server_address[1]
+        try:
+            tcp = DNSServer(resolver, address=host, port=port, tcp=True, logger=_QuietLogger(),
+                            handler=_Handler, server=_TcpServer).server
+        except OSError as error:
+            last_error = error
+            udp.server_close()
+            continue
+        return udp, tcp, port
+    raise OSError(f"no port free for both UDP and TCP on {host}: {last_error}")
+
+
 class ZoneSource(Protocol):
     """Where the DNS server reads the zone when not straight from moto (see Route53Proxy)."""
 
@@ -216,21 +234,8 @@ class WeightedDnsServer:
         return self
 
     def _bind(self):
-        last_error: OSError | None = None
-        for _ in range(20):
-            udp = DNSServer(self._resolver, address=self.host, port=0, logger=_QuietLogger(), handler=_Handler,
-                            server=_UdpServer).server
-            port = udp.server_address[1]
-            try:
-                tcp = DNSServer(self._resolver, address=self.host, port=port, tcp=True, logger=_QuietLogger(),
-                                handler=_Handler, server=_TcpServer).server
-            except OSError as error:
-                last_error = error
-                udp.server_close()
-                continue
-            self.port = port
-            return udp, tcp
-        raise OSError(f"no port free for both UDP and TCP on {self.host}: {last_error}")
+        udp, tcp, self.port = bind_dns(self._resolver, self.host)
+        return udp, tcp
 
     def refresh(self) -> None:
         """Read the zone from moto now (the background thread does it every ``refresh_interval``)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bluegreen.sandbox.backends import Backend, ClusterBackend
+from bluegreen.sandbox.caching_resolver import CachingResolver
 from bluegreen.sandbox.dns_server import WeightedDnsServer
 from bluegreen.sandbox.moto_server import FAKE_REGION, MotoServer, fake_aws_environ, sandbox_client
 from bluegreen.sandbox.route53_proxy import Route53Proxy
@@ -47,6 +48,7 @@ class Sandbox:
         self.route53_proxy: Route53Proxy | None = None
         self.backends = ClusterBackend()
         self.dns: WeightedDnsServer | None = None
+        self.caching_resolver: CachingResolver | None = None
         self.zone_id: str | None = None
         self._dns_refresh_interval = dns_refresh_interval
         self.with_clusters = clusters
@@ -64,6 +66,8 @@ class Sandbox:
             self.route53_proxy = Route53Proxy(self.moto.endpoint_url, pending_seconds=self.pending_seconds).start()
             self.dns = WeightedDnsServer(self.moto.endpoint_url, self.zone_id, source=self.route53_proxy,
                                          refresh_interval=self._dns_refresh_interval).start()
+            # What real clients ask: a resolver that caches each answer for its TTL (see caching_resolver).
+            self.caching_resolver = CachingResolver(self.dns.address).start()
             self.backends.start()
             if self.with_clusters:
                 self._start_clusters()
@@ -81,6 +85,9 @@ class Sandbox:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
         self.backends.stop()
+        if self.caching_resolver is not None:
+            self.caching_resolver.stop()
+            self.caching_resolver = None
         if self.dns is not None:
             self.dns.stop()
             self.dns = None
@@ -126,7 +133,13 @@ class Sandbox:
 
     @property
     def dns_address(self) -> str:
+        """The weighted (authoritative) DNS server: a new weighted pick for every query."""
         return self.dns.address
+
+    @property
+    def caching_resolver_address(self) -> str:
+        """The caching resolver in front of it, as clients have one: one pick per TTL."""
+        return self.caching_resolver.address
 
     @property
     def http_port(self) -> int:
@@ -215,12 +228,13 @@ class Sandbox:
                     ttl_margin: Any = "500ms", check_interval: Any = "100ms", probe_interval: Any = "100ms",
                     probe_timeout: Any = "1s", gates: dict[str, Any] | None = None, endpoint_url: str | None = None,
                     route_ttl: int | None = None, green_direct: bool = True, clusters: bool | None = None,
-                    **route_extra: Any) -> dict[str, Any]:
+                    via_caching_resolver: bool = False, **route_extra: Any) -> dict[str, Any]:
         """A bluegreen config (the keys of bluegreen/config.py) that drives this sandbox.
 
         ``endpoint_url`` replaces moto's address, e.g. with a :class:`ThrottlingProxy` in front of it.
         ``clusters`` (default: when the sandbox runs them) adds the ``clusters`` and ``verify`` sections, so
-        that ``shift`` runs ``verify`` first.
+        that ``shift`` runs ``verify`` first. ``via_caching_resolver`` makes the public probe resolve through
+        the caching resolver, as a real client would, instead of asking the weighted server directly.
         """
         route: dict[str, Any] = {
             "driver": "route53",
@@ -235,7 +249,7 @@ class Sandbox:
         probes = [{
             "name": "public",
             "url": self.url(),
-            "nameserver": self.dns_address,
+            "nameserver": self.caching_resolver_address if via_caching_resolver else self.dns_address,
             "cluster_pattern": CLUSTER_PATTERN,
             "interval": probe_interval,
             "timeout": probe_timeout,
