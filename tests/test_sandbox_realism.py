@@ -377,3 +377,120 @@ def test_the_sandbox_runs_a_caching_resolver_for_its_public_probe():
         assert len(answers) == 1  # TTL 30: one pick for all of them
         config = parse_config(sb.config_dict(via_caching_resolver=True))
         assert config.probes[0].nameserver == sb.caching_resolver_address != sb.dns_address
+
+
+# -- alias records and health, as Route 53 evaluates them ----------------------------------------------------
+BLUE, GREEN = ("127.0.0.2",), ("127.0.0.3",)
+
+
+@pytest.fixture(scope="module")
+def alias_sandbox():
+    from bluegreen.sandbox import Sandbox
+
+    with Sandbox(records=["burnham.example.com"], ttl=5, alias=True) as sb:
+        yield sb
+
+
+@pytest.fixture
+def aliased(alias_sandbox):
+    for side in ("blue", "green"):
+        alias_sandbox.load_balancer(side).healthy = True
+    yield alias_sandbox
+    alias_sandbox.set_weights(100, 0)
+
+
+def seen(address: str, count: int = 60) -> dict:
+    from collections import Counter
+
+    return dict(Counter(ask_a(address) for _ in range(count)))
+
+
+def test_an_alias_answers_the_load_balancers_address_with_the_elb_ttl(aliased):
+    aliased.set_weights(50, 50, ttl=5)  # ttl is not written to alias sets: they have none
+    rrsets = [r for r in aliased.route53().list_resource_record_sets(HostedZoneId=aliased.zone_id)["ResourceRecordSets"]
+              if r["Type"] == "A"]
+    assert all("TTL" not in r and r["AliasTarget"]["EvaluateTargetHealth"] for r in rrsets)
+    assert {r["AliasTarget"]["DNSName"] for r in rrsets} == {aliased.load_balancer(s).dns_name for s in ("blue", "green")}
+    assert set(seen(aliased.dns_address)) == {(BLUE, 60), (GREEN, 60)}
+
+
+def test_an_unhealthy_green_behind_an_alias_gets_no_traffic_at_any_weight(aliased):
+    aliased.load_balancer("green").healthy = False
+    aliased.set_weights(90, 10)
+    assert seen(aliased.dns_address) == {(BLUE, 60): 60}  # unhealthy non-zero sets are skipped
+    aliased.set_weights(0, 100)
+    assert seen(aliased.dns_address) == {(BLUE, 60): 60}  # the zero-weight blue is used: every non-zero set is down
+
+
+def test_zero_weight_sets_are_used_only_when_every_non_zero_set_is_unhealthy(aliased):
+    aliased.set_weights(100, 0)
+    aliased.load_balancer("green").healthy = False  # the zero-weight side being down changes nothing
+    assert seen(aliased.dns_address) == {(BLUE, 60): 60}
+    aliased.load_balancer("green").healthy = True
+    aliased.load_balancer("blue").healthy = False
+    assert seen(aliased.dns_address) == {(GREEN, 60): 60}
+
+
+def test_when_no_set_is_healthy_all_are_treated_as_healthy(aliased):
+    aliased.load_balancer("blue").healthy = aliased.load_balancer("green").healthy = False
+    aliased.set_weights(0, 100)
+    assert seen(aliased.dns_address) == {(GREEN, 60): 60}  # the weights apply again
+    aliased.set_weights(50, 50)
+    assert set(seen(aliased.dns_address)) == {(BLUE, 60), (GREEN, 60)}
+
+
+def test_all_zero_weights_split_among_the_healthy_sets(aliased):
+    aliased.set_weights(0, 0)
+    assert set(seen(aliased.dns_address)) == {(BLUE, 60), (GREEN, 60)}
+    aliased.load_balancer("blue").healthy = False
+    assert seen(aliased.dns_address) == {(GREEN, 60): 60}
+
+
+def test_an_alias_that_does_not_evaluate_target_health_is_answered_when_its_target_is_down(aliased):
+    client = aliased.route53()
+    aliased.set_weights(0, 100)
+    green = next(r for r in client.list_resource_record_sets(HostedZoneId=aliased.zone_id)["ResourceRecordSets"]
+                 if r.get("SetIdentifier") == aliased.green_id)
+    green["AliasTarget"]["EvaluateTargetHealth"] = False
+    wait = client.change_resource_record_sets(HostedZoneId=aliased.zone_id, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": green}]})["ChangeInfo"]["Id"]
+    import time
+
+    while client.get_change(Id=wait)["ChangeInfo"]["Status"] != "INSYNC":
+        time.sleep(0.05)
+    aliased.load_balancer("green").healthy = False
+    assert seen(aliased.dns_address) == {(GREEN, 60): 60}
+    green["AliasTarget"]["EvaluateTargetHealth"] = True
+    client.change_resource_record_sets(HostedZoneId=aliased.zone_id, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": green}]})
+    aliased.route53_proxy.settle(aliased.zone_id)
+    client.close()
+
+
+def test_record_sets_with_a_failing_health_check_are_skipped():
+    from bluegreen.sandbox import Sandbox
+
+    with Sandbox(records=["burnham.example.com"], ttl=5, weights=(50, 50)) as sb:
+        check = sb.add_health_check("green")
+        client = sb.route53()
+        assert client.get_health_check(HealthCheckId=check)["HealthCheck"]["Id"] == check  # moto has it
+        green = [r for r in client.list_resource_record_sets(HostedZoneId=sb.zone_id)["ResourceRecordSets"]
+                 if r.get("SetIdentifier") == sb.green_id]
+        assert [r["HealthCheckId"] for r in green] == [check]
+        client.close()
+        assert set(seen(sb.dns_address)) == {(BLUE, 5), (GREEN, 5)}
+        sb.set_health_check(check, False)
+        assert seen(sb.dns_address) == {(BLUE, 5): 60}
+        sb.set_health_check(check, True)
+        assert set(seen(sb.dns_address)) == {(BLUE, 5), (GREEN, 5)}
+
+
+def test_alias_is_chosen_per_side():
+    from bluegreen.sandbox import Sandbox
+
+    with pytest.raises(ValueError, match="purple"):
+        Sandbox(alias=("purple",))
+    with Sandbox(records=["burnham.example.com"], ttl=5, weights=(0, 100), alias=["green"]) as sb:
+        assert seen(sb.dns_address, 10) == {(GREEN, 60): 10}
+        sb.set_weights(100, 0)
+        assert seen(sb.dns_address, 10) == {(BLUE, 5): 10}

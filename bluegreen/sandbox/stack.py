@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bluegreen.sandbox.backends import Backend, ClusterBackend
 from bluegreen.sandbox.caching_resolver import CachingResolver
 from bluegreen.sandbox.dns_server import WeightedDnsServer
+from bluegreen.sandbox.health import FakeLoadBalancer, Health
 from bluegreen.sandbox.moto_server import FAKE_REGION, MotoServer, fake_aws_environ, sandbox_client
 from bluegreen.sandbox.route53_proxy import Route53Proxy
 from bluegreen.sandbox.zone import (DEFAULT_BLUE_ID, DEFAULT_GREEN_ID, delete_zone, list_record_sets, seed_zone,
@@ -36,7 +39,8 @@ class Sandbox:
     def __init__(self, records: Iterable[str] = ("burnham.example.com",), *, zone: str = "example.com",
                  ttl: int = 60, weights: Sequence[int] = (100, 0), blue_id: str = DEFAULT_BLUE_ID,
                  green_id: str = DEFAULT_GREEN_ID, dns_refresh_interval: float = 0.2,
-                 clusters: bool = False, pending_seconds: float = DEFAULT_PENDING_SECONDS) -> None:
+                 clusters: bool = False, pending_seconds: float = DEFAULT_PENDING_SECONDS,
+                 alias: bool | Iterable[str] = False) -> None:
         self.records = [r.rstrip(".").lower() for r in records]
         self.zone = zone.rstrip(".").lower()
         self.ttl = ttl
@@ -45,6 +49,15 @@ class Sandbox:
         self.green_id = green_id
         self.moto = MotoServer()
         self.pending_seconds = pending_seconds
+        # Which sides' record sets are aliases to their load balancer (EvaluateTargetHealth true), as external-dns
+        # writes them for an ALB Ingress; the others carry the backend's address and the TTL.
+        sides = ("blue", "green") if alias is True else () if alias is False else tuple(alias)
+        unknown = [side for side in sides if side not in ("blue", "green")]
+        if unknown:
+            raise ValueError(f"alias takes True, False or sides among blue and green, got {unknown}")
+        self.alias_sides = sides
+        self.health = Health()
+        self._load_balancers: dict[str, FakeLoadBalancer] = {}
         self.route53_proxy: Route53Proxy | None = None
         self.backends = ClusterBackend()
         self.dns: WeightedDnsServer | None = None
@@ -60,12 +73,18 @@ class Sandbox:
         try:
             self.moto.start()
             # Seeded straight into moto: the zone exists, published, before anyone looks.
+            for side, backend in (("blue", self.blue), ("green", self.green)):
+                self._load_balancers[side] = self.health.add_load_balancer(FakeLoadBalancer(
+                    f"k8s-{side}", f"k8s-{side}-{zlib.crc32(side.encode()):010d}.{FAKE_REGION}.elb.amazonaws.com",
+                    backend.host))
             self.zone_id = seed_zone(self.moto.endpoint_url, self.zone, self.records, blue_id=self.blue_id,
                                      green_id=self.green_id, blue_ip=self.blue.host, green_ip=self.green.host,
-                                     ttl=self.ttl, weights=self.initial_weights)
+                                     ttl=self.ttl, weights=self.initial_weights,
+                                     aliases={side: self._load_balancers[side].alias_target()
+                                              for side in self.alias_sides})
             self.route53_proxy = Route53Proxy(self.moto.endpoint_url, pending_seconds=self.pending_seconds).start()
             self.dns = WeightedDnsServer(self.moto.endpoint_url, self.zone_id, source=self.route53_proxy,
-                                         refresh_interval=self._dns_refresh_interval).start()
+                                         refresh_interval=self._dns_refresh_interval, health=self.health).start()
             # What real clients ask: a resolver that caches each answer for its TTL (see caching_resolver).
             self.caching_resolver = CachingResolver(self.dns.address).start()
             self.backends.start()
@@ -178,6 +197,37 @@ class Sandbox:
         if self.kube is None:
             raise RuntimeError("this sandbox runs without clusters: start it with Sandbox(clusters=True)")
         return self.kube
+
+    def load_balancer(self, side: str) -> FakeLoadBalancer:
+        """The side's fake load balancer; ``sandbox.load_balancer("green").healthy = False`` makes Route 53
+        (the DNS server) skip green's alias record sets that evaluate target health."""
+        if side not in self._load_balancers:
+            raise KeyError(f"no load balancer for {side!r}: the sides are blue and green")
+        return self._load_balancers[side]
+
+    def add_health_check(self, side: str) -> str:
+        """Create a Route 53 health check (in moto) and attach it to every record set of ``side``; returns its id.
+        Its state is a sandbox switch: :meth:`set_health_check`. The record sets are written straight to moto
+        (published at once, like :meth:`set_weights`)."""
+        client = sandbox_client(self.moto.endpoint_url)
+        try:
+            check_id = client.create_health_check(CallerReference=uuid.uuid4().hex, HealthCheckConfig={
+                "Type": "HTTP", "IPAddress": getattr(self, side).host, "Port": self.http_port,
+                "ResourcePath": "/", "RequestInterval": 30, "FailureThreshold": 3})["HealthCheck"]["Id"]
+            set_id = self.blue_id if side == "blue" else self.green_id
+            changes = [{"Action": "UPSERT", "ResourceRecordSet": dict(rrset, HealthCheckId=check_id)}
+                       for rrset in list_record_sets(client, self.zone_id) if rrset.get("SetIdentifier") == set_id]
+            client.change_resource_record_sets(HostedZoneId=self.zone_id, ChangeBatch={"Changes": changes})
+        finally:
+            client.close()
+        self.health.set_check(check_id, True)
+        self.route53_proxy.settle(self.zone_id)
+        self.dns.refresh()
+        return check_id
+
+    def set_health_check(self, check_id: str, healthy: bool) -> None:
+        """What Route 53's health checkers conclude for this check, from now on (they would take ~90 s)."""
+        self.health.set_check(check_id, healthy)
 
     def green_rolling_out(self, updated: int = 1, replicas: int = 2) -> None:
         """Put green's workload Deployment mid-rollout (``updated`` of ``replicas`` new pods, the old ones still
