@@ -494,3 +494,66 @@ def test_alias_is_chosen_per_side():
         assert seen(sb.dns_address, 10) == {(GREEN, 60): 10}
         sb.set_weights(100, 0)
         assert seen(sb.dns_address, 10) == {(BLUE, 5): 10}
+
+
+# -- a real unbound, where installed -------------------------------------------------------------------------
+def need_unbound() -> None:
+    from bluegreen.sandbox.unbound import unbound_binary
+
+    if unbound_binary() is None:
+        print("unbound not installed: apt-get install unbound")
+        pytest.skip("unbound not installed: apt-get install unbound")
+
+
+def test_unbound_config_is_private_and_forwards_the_zone(tmp_path):
+    from bluegreen.sandbox.unbound import unbound_config
+
+    text = unbound_config(port=5353, zone="example.com", upstream="127.0.0.1:4242", directory=tmp_path)
+    for line in ("interface: 127.0.0.1", "port: 5353", "do-not-query-localhost: no", 'chroot: ""', 'username: ""',
+                 "do-daemonize: no", "control-enable: no", 'name: "example.com."', "forward-addr: 127.0.0.1@4242"):
+        assert line in text
+
+
+def test_unbound_answers_from_the_sandbox_zone_and_caches_within_the_ttl():
+    import time
+
+    need_unbound()
+    from bluegreen.sandbox import Sandbox
+
+    with Sandbox(records=["burnham.example.com"], ttl=2, weights=(50, 50), unbound=True) as sb:
+        first, ttl = ask_a(sb.unbound_address)
+        assert first in (BLUE, GREEN) and ttl <= 2
+        asked, started = sb.dns.queries, time.monotonic()
+        for _ in range(20):  # well within the TTL: unbound answers from its cache
+            assert ask_a(sb.unbound_address)[0] == first
+        assert sb.dns.queries == asked
+        # When the TTL runs out, unbound asks the weighted server again (its clock counts whole seconds, so
+        # up to a second late).
+        while sb.dns.queries == asked:
+            assert time.monotonic() - started < 2 + 1.5, "unbound never asked again"
+            ask_a(sb.unbound_address)
+            time.sleep(0.05)
+        assert time.monotonic() - started >= 1.0
+        # Behind unbound, the weights are seen once per TTL; the weighted server itself splits per query.
+        assert {ask_a(sb.dns_address)[0] for _ in range(40)} == {BLUE, GREEN}
+
+
+def test_unbound_follows_a_change_only_after_insync_and_the_ttl():
+    import time
+
+    need_unbound()
+    from bluegreen.sandbox import Sandbox
+
+    with Sandbox(records=["burnham.example.com"], ttl=1, pending_seconds=0.3, unbound=True) as sb:
+        assert ask_a(sb.unbound_address)[0] == BLUE
+        client = sb.route53()
+        change = upsert_weights(client, sb.zone_id, 0, 100, ttl=1)["ChangeInfo"]["Id"]
+        assert ask_a(sb.unbound_address)[0] == BLUE  # PENDING: not published yet
+        while client.get_change(Id=change)["ChangeInfo"]["Status"] != "INSYNC":
+            time.sleep(0.05)
+        deadline = time.monotonic() + 3.0
+        while ask_a(sb.unbound_address)[0] != GREEN:  # at most the old TTL later
+            assert time.monotonic() < deadline, "unbound kept the old answer past its TTL"
+            time.sleep(0.1)
+        client.close()
+    assert sb.unbound is None

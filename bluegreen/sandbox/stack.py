@@ -40,7 +40,7 @@ class Sandbox:
                  ttl: int = 60, weights: Sequence[int] = (100, 0), blue_id: str = DEFAULT_BLUE_ID,
                  green_id: str = DEFAULT_GREEN_ID, dns_refresh_interval: float = 0.2,
                  clusters: bool = False, pending_seconds: float = DEFAULT_PENDING_SECONDS,
-                 alias: bool | Iterable[str] = False) -> None:
+                 alias: bool | Iterable[str] = False, unbound: bool = False) -> None:
         self.records = [r.rstrip(".").lower() for r in records]
         self.zone = zone.rstrip(".").lower()
         self.ttl = ttl
@@ -62,6 +62,8 @@ class Sandbox:
         self.backends = ClusterBackend()
         self.dns: WeightedDnsServer | None = None
         self.caching_resolver: CachingResolver | None = None
+        self.with_unbound = unbound
+        self.unbound = None  # bluegreen.sandbox.unbound.Unbound when started with unbound=True
         self.zone_id: str | None = None
         self._dns_refresh_interval = dns_refresh_interval
         self.with_clusters = clusters
@@ -87,6 +89,11 @@ class Sandbox:
                                          refresh_interval=self._dns_refresh_interval, health=self.health).start()
             # What real clients ask: a resolver that caches each answer for its TTL (see caching_resolver).
             self.caching_resolver = CachingResolver(self.dns.address).start()
+            if self.with_unbound:
+                from bluegreen.sandbox.unbound import Unbound
+
+                # A real unbound too (raises FileNotFoundError naming the apt package when it is missing).
+                self.unbound = Unbound(zone=self.zone, upstream=self.dns.address).start()
             self.backends.start()
             if self.with_clusters:
                 self._start_clusters()
@@ -104,6 +111,9 @@ class Sandbox:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
         self.backends.stop()
+        if self.unbound is not None:
+            self.unbound.stop()
+            self.unbound = None
         if self.caching_resolver is not None:
             self.caching_resolver.stop()
             self.caching_resolver = None
@@ -159,6 +169,13 @@ class Sandbox:
     def caching_resolver_address(self) -> str:
         """The caching resolver in front of it, as clients have one: one pick per TTL."""
         return self.caching_resolver.address
+
+    @property
+    def unbound_address(self) -> str:
+        """The real unbound's address (``Sandbox(unbound=True)``)."""
+        if self.unbound is None:
+            raise RuntimeError("this sandbox runs without unbound: start it with Sandbox(unbound=True)")
+        return self.unbound.address
 
     @property
     def http_port(self) -> int:
