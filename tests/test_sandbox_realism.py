@@ -557,3 +557,30 @@ def test_unbound_follows_a_change_only_after_insync_and_the_ttl():
             time.sleep(0.1)
         client.close()
     assert sb.unbound is None
+
+
+# -- the sandbox's clusters, as kubectl and bluegreen meet them -------------------------------------------------
+def test_sandbox_clusters_answer_kubectl_and_refuse_a_token_without_secrets():
+    from bluegreen.adapters.kube import ClusterAccessError
+    from bluegreen.config import parse_config
+    from bluegreen.core.readiness import rollout_problem, workload_from_object
+    from bluegreen.sandbox import Sandbox
+    from bluegreen.sandbox.kube import FAKE_CLUSTER_CREDENTIAL, WORKLOAD_NAMESPACE
+    from bluegreen.verify import run_verify
+
+    with Sandbox(records=["burnham.example.com"], ttl=1, clusters=True) as sb:
+        if KUBECTL is not None:
+            result = kubectl(sb.kubeconfig, "--context", "green", *SEED_COMMAND)
+            assert result.returncode == 0, result.stderr
+            assert [i["metadata"]["name"] for i in json.loads(result.stdout)["items"]] == [sb.green_id]
+        config = sb.config_dict()
+        for side in ("blue", "green"):
+            config["clusters"][side]["kubeconfig"] = str(sb.kubeconfig_without_secrets())
+        with pytest.raises(ClusterAccessError) as raised:
+            run_verify(parse_config(config), "green")
+        text = f"{raised.value.message} {raised.value.hint}"
+        assert "missing permission list secrets in namespace argocd" in text
+        assert FAKE_CLUSTER_CREDENTIAL not in text and Sandbox.NO_SECRETS_TOKEN not in text
+        sb.green_rolling_out(updated=1)
+        obj = sb.kube["green"].get(DEPLOYMENTS, WORKLOAD_NAMESPACE, "burnham")
+        assert rollout_problem(workload_from_object("Deployment", obj)) == "rolling out: 1 of 2 updated"
