@@ -41,6 +41,13 @@ def answers(sb, name: str, count: int) -> Counter:
     return seen
 
 
+def wait_insync(client, change: dict, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get_change(Id=change["ChangeInfo"]["Id"])["ChangeInfo"]["Status"] != "INSYNC":
+        assert time.monotonic() < deadline, "the change did not turn INSYNC"
+        time.sleep(0.05)
+
+
 # -- DNS -------------------------------------------------------------------------------------------------
 def test_dns_answers_only_blue_at_100_0_with_the_record_ttl(shared_sandbox):
     assert answers(shared_sandbox, "burnham.example.com", 30) == Counter({(BLUE_IP, 1): 30})
@@ -86,15 +93,16 @@ def test_unknown_names_are_nxdomain_and_plain_records_answer_as_they_are(shared_
     client = shared_sandbox.route53()
     plain = {"Name": "plain.example.com", "Type": "A", "TTL": 42,
              "ResourceRecords": [{"Value": "127.0.0.9"}, {"Value": "127.0.0.10"}]}
-    client.change_resource_record_sets(HostedZoneId=shared_sandbox.zone_id,
-                                       ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": plain}]})
+    change = client.change_resource_record_sets(
+        HostedZoneId=shared_sandbox.zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": plain}]})
     try:
-        shared_sandbox.dns.refresh()
+        wait_insync(client, change)  # the DNS server serves a change once it is INSYNC, as Route 53's do
         (rrset,) = ask(shared_sandbox, "plain.example.com").answer
         assert sorted(r.address for r in rrset) == ["127.0.0.10", "127.0.0.9"] and rrset.ttl == 42
     finally:
-        client.change_resource_record_sets(HostedZoneId=shared_sandbox.zone_id,
-                                           ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": plain}]})
+        wait_insync(client, client.change_resource_record_sets(
+            HostedZoneId=shared_sandbox.zone_id,
+            ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": plain}]}))
 
 
 def test_dns_answers_over_tcp_too(shared_sandbox):

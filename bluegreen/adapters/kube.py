@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -165,8 +166,17 @@ class Kube:
         except ApiException as error:
             reason = _api_reason(error)
             hint = None
-            if error.status in (401, 403):
-                hint = "check that your identity is mapped in the cluster (EKS access entries or aws-auth)"
+            if error.status == 401:
+                reason = "Unauthorized: the cluster rejected the token (wrong, expired, or for another cluster)"
+                hint = ("renew the credentials (aws eks update-kubeconfig, or the kubeconfig's token) and check "
+                        "that your identity is mapped in the cluster (EKS access entries or aws-auth)")
+            elif error.status == 403:
+                missing = _missing_permission(error)
+                if missing:
+                    reason = f"Forbidden: missing permission {missing}"
+                    hint = f"grant {missing} to this identity (an RBAC Role and RoleBinding, or an EKS access policy)"
+                else:
+                    hint = "check that your identity is mapped in the cluster (EKS access entries or aws-auth)"
             raise ClusterAccessError(f"{what} on the {self.label} failed: HTTP {error.status} {reason}",
                                      hint=hint) from None
         except OpenApiException as error:
@@ -194,6 +204,27 @@ def _api_reason(error: Any) -> str:
         with contextlib.suppress(Exception):
             message = json.loads(body).get("message", "")
     return shorten(f"{error.reason or ''} {message}".strip(), 200)
+
+
+# The API server's Forbidden message (k8s.io/apiserver ForbiddenStatusError), e.g.
+# secrets is forbidden: User "x" cannot list resource "secrets" in API group "" in the namespace "argocd"
+_FORBIDDEN = re.compile(r'cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]*)" in API group "(?P<group>[^"]*)"'
+                        r'(?: in the namespace "(?P<namespace>[^"]*)"| at the cluster scope)?')
+
+
+def _missing_permission(error: Any) -> str | None:
+    """``list secrets in namespace argocd`` from a 403's Status message, or None if it does not say."""
+    import json
+
+    message = ""
+    with contextlib.suppress(Exception):
+        message = json.loads(getattr(error, "body", None) or "{}").get("message", "")
+    match = _FORBIDDEN.search(message or "")
+    if not match:
+        return None
+    resource = match["resource"] + (f".{match['group']}" if match["group"] else "")
+    where = f"in namespace {match['namespace']}" if match["namespace"] else "cluster-wide"
+    return f"{match['verb']} {resource} {where}"
 
 
 def _network_reason(error: Exception) -> str:

@@ -1,7 +1,12 @@
 """Is the target cluster ready for traffic? A pure comparison of what the adapters read: no I/O.
 
 Inputs are plain values (labels and annotations of the two ArgoCD cluster secrets, Application statuses,
-workload replica counts); the output is a :class:`ReadinessReport` with every reason it is not ready.
+workload rollout status); the output is a :class:`ReadinessReport` with every reason it is not ready.
+
+A workload is ready when its rollout is complete as ``kubectl rollout status`` decides
+(kubernetes/kubectl ``pkg/polymorphichelpers/rollout_status.go``), not merely when enough replicas are
+available: during a rolling update the old ReplicaSet keeps ``availableReplicas`` at the desired count while
+the new pods are still coming up, so "2/2 available" can mean "still serving the old version".
 """
 
 from __future__ import annotations
@@ -45,11 +50,32 @@ class AppStatus:
 
 @dataclass(frozen=True)
 class WorkloadStatus:
-    kind: str  # Deployment | StatefulSet
+    """One workload's desired and observed state. The rollout fields are optional: when the caller leaves
+    them out (None), only ``available >= desired`` is checked, as before rollout status was read.
+
+    For a DaemonSet, ``desired`` is ``status.desiredNumberScheduled``, ``available`` ``numberAvailable`` and
+    ``updated`` ``updatedNumberScheduled``.
+    """
+
+    kind: str  # Deployment | StatefulSet | DaemonSet
     namespace: str
     name: str
     desired: int
     available: int
+    generation: int | None = None  # metadata.generation
+    observed_generation: int | None = None  # status.observedGeneration
+    updated: int | None = None  # status.updatedReplicas (DaemonSet: updatedNumberScheduled)
+    current: int | None = None  # status.replicas: pods of every revision, old ones included
+    ready: int | None = None  # status.readyReplicas
+    current_revision: str | None = None  # StatefulSet status.currentRevision
+    update_revision: str | None = None  # StatefulSet status.updateRevision
+    partition: int | None = None  # StatefulSet spec.updateStrategy.rollingUpdate.partition
+    strategy: str | None = None  # spec.strategy.type / spec.updateStrategy.type
+    progress_deadline_exceeded: bool = False  # Deployment condition Progressing, reason ProgressDeadlineExceeded
+
+    @property
+    def has_rollout_status(self) -> bool:
+        return self.observed_generation is not None or self.updated is not None
 
 
 @dataclass(frozen=True)
@@ -173,14 +199,112 @@ def compare_applications(reference: str, ref_apps: Sequence[AppStatus], ref_name
     return checks
 
 
+def _int(value: object, default: int = 0) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def workload_from_object(kind: str, obj: Mapping) -> WorkloadStatus:
+    """A :class:`WorkloadStatus` from a Deployment, StatefulSet or DaemonSet as the API returns it (the JSON
+    form, camelCase keys; with the official client: ``ApiClient().sanitize_for_serialization(model)``)."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    observed = status.get("observedGeneration")
+    common = dict(kind=kind, namespace=meta.get("namespace") or "", name=meta.get("name") or "",
+                  generation=_int(meta.get("generation"), 0) if meta.get("generation") is not None else None,
+                  observed_generation=_int(observed) if observed is not None else None)
+    if kind == "DaemonSet":
+        return WorkloadStatus(desired=_int(status.get("desiredNumberScheduled")),
+                              available=_int(status.get("numberAvailable")),
+                              updated=_int(status.get("updatedNumberScheduled")),
+                              strategy=(spec.get("updateStrategy") or {}).get("type"), **common)
+    # spec.replicas defaults to 1 (the API server fills it in; an object built by hand may lack it).
+    desired = _int(spec.get("replicas"), 1) if spec.get("replicas") is not None else 1
+    available = status.get("availableReplicas")
+    if available is None and kind == "StatefulSet":
+        available = status.get("readyReplicas")  # StatefulSets report availableReplicas since Kubernetes 1.22
+    if kind == "StatefulSet":
+        update_strategy = spec.get("updateStrategy") or {}
+        partition = (update_strategy.get("rollingUpdate") or {}).get("partition")
+        return WorkloadStatus(desired=desired, available=_int(available), updated=_int(status.get("updatedReplicas")),
+                              current=_int(status.get("replicas")), ready=_int(status.get("readyReplicas")),
+                              current_revision=status.get("currentRevision"),
+                              update_revision=status.get("updateRevision"),
+                              partition=_int(partition) if partition is not None else None,
+                              strategy=update_strategy.get("type"), **common)
+    conditions = status.get("conditions") or []
+    timed_out = any(c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+                    for c in conditions if isinstance(c, Mapping))
+    return WorkloadStatus(desired=desired, available=_int(available), updated=_int(status.get("updatedReplicas")),
+                          current=_int(status.get("replicas")), ready=_int(status.get("readyReplicas")),
+                          strategy=(spec.get("strategy") or {}).get("type"),
+                          progress_deadline_exceeded=timed_out, **common)
+
+
+def rollout_problem(w: WorkloadStatus) -> str | None:
+    """What keeps the rollout from being complete, or None when it is, in the order ``kubectl rollout status``
+    checks (kubernetes/kubectl pkg/polymorphichelpers/rollout_status.go). The wording starts with "rolling
+    out" for a rollout in progress, so a reader can tell it from a workload that is simply short of pods."""
+    if not w.has_rollout_status:
+        return None if w.available >= w.desired else f"{w.available}/{w.desired} replicas available"
+    generation = w.generation or 0
+    observed = w.observed_generation or 0
+    # kubectl: a StatefulSet with observedGeneration 0 has not been seen by its controller at all.
+    if generation > observed or (w.kind == "StatefulSet" and observed == 0):
+        return (f"rolling out: spec update not yet observed by the controller "
+                f"(generation {generation}, observed {observed})")
+    updated = w.updated or 0
+    if w.kind == "DaemonSet":
+        if updated < w.desired:
+            return f"rolling out: {updated} of {w.desired} updated"
+        if w.available < w.desired:
+            return f"rolling out: {w.available} of {w.desired} updated pods available"
+        return None
+    if w.kind == "StatefulSet":
+        ready = w.ready if w.ready is not None else w.available
+        if ready < w.desired:
+            return f"rolling out: {ready} of {w.desired} ready"
+        if w.strategy == "OnDelete":
+            return None  # kubectl: rollout status exists only for RollingUpdate; pods change when deleted
+        wanted = w.desired - (w.partition or 0)
+        if updated < wanted:
+            return f"rolling out: {updated} of {wanted} updated"
+        # kubectl compares the revisions when no rollingUpdate block is set; the API server defaults one
+        # (partition 0), so a partitioned update is complete once the pods above the partition are updated.
+        if not w.partition and w.current_revision and w.update_revision and w.current_revision != w.update_revision:
+            return (f"rolling out: revision {w.update_revision} not yet current "
+                    f"({updated} of {w.desired} updated, current {w.current_revision})")
+        if w.available < w.desired:
+            return f"{w.available}/{w.desired} replicas available"
+        return None
+    if w.progress_deadline_exceeded:
+        return f"rollout exceeded its progress deadline ({updated} of {w.desired} updated)"
+    if updated < w.desired:
+        return f"rolling out: {updated} of {w.desired} updated"
+    current = w.current if w.current is not None else updated
+    if current > updated:
+        return f"rolling out: {current - updated} old replicas pending termination"
+    if w.available < updated:
+        return f"rolling out: {w.available} of {updated} updated replicas available"
+    if w.available < w.desired:
+        return f"{w.available}/{w.desired} replicas available"
+    return None
+
+
 def check_workloads(target: str, workloads: Sequence[WorkloadStatus], namespaces: Sequence[str]) -> list[Check]:
     checks: list[Check] = []
     for w in sorted(workloads, key=lambda w: (w.namespace, w.kind, w.name)):
-        ok = w.available >= w.desired
+        problem = rollout_problem(w)
         subject = f"{w.kind} {w.namespace}/{w.name}"
-        detail = (f"{w.available}/{w.desired} available" if ok else
-                  f"{subject} on {target}: {w.available}/{w.desired} replicas available")
-        checks.append(Check("workload", subject, ok, detail))
+        if problem is None:
+            detail = (f"{w.available}/{w.desired} available, rolled out" if w.has_rollout_status else
+                      f"{w.available}/{w.desired} available")
+        else:
+            detail = f"{subject} on {target}: {problem}"
+        checks.append(Check("workload", subject, problem is None, detail))
     seen = {w.namespace for w in workloads}
     for ns in namespaces:
         if ns not in seen:

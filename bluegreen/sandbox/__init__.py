@@ -10,10 +10,11 @@ from bluegreen.sandbox.backends import Backend, ClusterBackend
 from bluegreen.sandbox.dns_server import WeightedDnsServer
 from bluegreen.sandbox.faults import ThrottlingProxy
 from bluegreen.sandbox.moto_server import MotoServer
+from bluegreen.sandbox.route53_proxy import Route53Proxy
 from bluegreen.sandbox.stack import CLUSTER_PATTERN, Sandbox
 from bluegreen.sandbox.zone import seed_zone, set_weights
 
 __all__ = [
-    "Backend", "ClusterBackend", "CLUSTER_PATTERN", "MotoServer", "Sandbox", "ThrottlingProxy",
+    "Backend", "ClusterBackend", "CLUSTER_PATTERN", "MotoServer", "Route53Proxy", "Sandbox", "ThrottlingProxy",
     "WeightedDnsServer", "seed_zone", "set_weights",
 ]

@@ -154,6 +154,11 @@ class ThrottlingProxy:
                 return self._status, error_body(self._code, self._message, status=self._status)
         return None
 
+    def _exchange(self, operation: str, method: str, path: str, headers: dict[str, str], body: bytes):
+        """Answer one call that was not failed on purpose: here, by forwarding it. Subclasses (the Route 53
+        proxy that keeps changes PENDING) answer some operations themselves."""
+        return self._forward(method, path, headers, body)
+
     def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes):
         for attempt in (1, 2):
             connection = getattr(self._upstream, "connection", None)
@@ -194,7 +199,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers["Host"] = f"{proxy.upstream_host}:{proxy.upstream_port}"
         try:
-            status, upstream_headers, payload = proxy._forward(self.command, self.path, headers, body)
+            status, upstream_headers, payload = proxy._exchange(operation, self.command, self.path, headers, body)
         except (http.client.HTTPException, OSError):
             self._send(502, [("Content-Type", "text/plain")], b"moto is not answering\n")
             return

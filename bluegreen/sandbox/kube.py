@@ -13,8 +13,18 @@ Where kmock falls short of a real API server for our needs, :class:`ApiServerEmu
   Applications) are declared, so listing an empty one answers ``[]`` instead of 404, and discovery works;
 - PATCH accepts JSON merge patches (and strategic merge patches, treated as merge patches, which is what
   they are for metadata); JSON patches (a list of operations) get 415 rather than a silent wrong merge;
-- create fills ``metadata.namespace``, ``uid``, ``resourceVersion`` and ``creationTimestamp``, and turns
-  a Secret's ``stringData`` into base64 ``data`` as the API server does.
+- create fills ``metadata.namespace``, ``uid``, ``resourceVersion`` and ``creationTimestamp`` (and
+  ``generation`` 1 for workloads), and turns a Secret's ``stringData`` into base64 ``data`` as the API
+  server does;
+- the core group's discovery (``/api/v1``) says ``groupVersion: v1`` (kmock says ``/v1``, which kubectl
+  rejects), and lists are ``<Kind>List`` objects of the resource's apiVersion;
+- bearer tokens are checked (:class:`Identity`): a missing or unknown token gets 401 Unauthorized, a token
+  whose identity lacks a permission gets 403 Forbidden with the API server's own message, so the code under
+  test meets the errors a real cluster gives.
+
+With ``tls=True`` an emulator serves HTTPS with a self-signed certificate for 127.0.0.1 (its kubeconfig carries
+it as ``certificate-authority-data``): kubectl (client-go) sends a kubeconfig's bearer token only over TLS, so
+a plain-HTTP emulator cannot check kubectl's token.
 
 Each emulator is served by a plain aiohttp low-level server rather than ``kmock.Server``: kmock's server also
 hooks aiohttp's DNS resolution process-wide (a chain that must be unwound last-in-first-out), which nothing
@@ -31,12 +41,17 @@ import base64
 import itertools
 import json
 import re
+import datetime
+import os
 import socket
+import ssl
+import tempfile
 import threading
 import uuid
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import yaml
 from aiohttp import web
@@ -46,6 +61,7 @@ SECRETS = "v1/secrets"
 SERVICES = "v1/services"
 DEPLOYMENTS = "apps/v1/deployments"
 STATEFULSETS = "apps/v1/statefulsets"
+DAEMONSETS = "apps/v1/daemonsets"
 INGRESSES = "networking.k8s.io/v1/ingresses"
 APPLICATIONS = "argoproj.io/v1alpha1/applications"
 
@@ -54,6 +70,7 @@ _RESOURCES = {
     SERVICES: {"kind": "Service", "singular": "service", "namespaced": True},
     DEPLOYMENTS: {"kind": "Deployment", "singular": "deployment", "namespaced": True},
     STATEFULSETS: {"kind": "StatefulSet", "singular": "statefulset", "namespaced": True},
+    DAEMONSETS: {"kind": "DaemonSet", "singular": "daemonset", "namespaced": True},
     INGRESSES: {"kind": "Ingress", "singular": "ingress", "namespaced": True},
     APPLICATIONS: {"kind": "Application", "singular": "application", "namespaced": True,
                    "shortnames": {"app", "apps"}},
@@ -105,10 +122,65 @@ def label_selector_matches(selector: str | None, labels: dict[str, str]) -> bool
     return True
 
 
+def field_selector_matches(selector: str | None, obj: dict) -> bool:
+    """``metadata.name=x,metadata.namespace!=y``: the fields every resource supports (kubectl rollout status
+    lists with ``metadata.name=<name>``)."""
+    if not selector:
+        return True
+    meta = obj.get("metadata") or {}
+    for part in selector.split(","):
+        match = re.match(r"^\s*(metadata\.name|metadata\.namespace)\s*(==|=|!=)\s*(.*?)\s*$", part)
+        if not match:
+            raise KubernetesError(status=400, reason="BadRequest",
+                                  message=f"field label not supported: {part.split('=')[0].strip('!')}")
+        field, op, value = match.groups()
+        actual = meta.get(field.split(".", 1)[1]) or ""
+        if (actual == value) != (op != "!="):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a bearer token authenticates as, and what RBAC refuses them.
+
+    ``denied`` holds ``"<verb> <resource>"`` entries (``"list secrets"``, ``"* secrets"`` for every verb);
+    everything else is allowed, as for a cluster admin.
+    """
+
+    user: str
+    denied: frozenset[str] = frozenset()
+
+    def allows(self, verb: str, resource: str) -> bool:
+        return f"{verb} {resource}" not in self.denied and f"* {resource}" not in self.denied
+
+
+def identity(user: str, denied: Iterable[str] = ()) -> Identity:
+    return Identity(user, frozenset(denied))
+
+
+# What the sandbox's restricted token may not do: read Secrets (so ArgoCD's cluster secrets stay out of reach).
+NO_SECRETS = frozenset({"get secrets", "list secrets", "watch secrets"})
+
+_ACTION_VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create", "UPDATE": "patch",
+                 "DELETE": "delete"}
+
+
+def _status(code: int, reason: str, message: str, details: dict | None = None) -> web.Response:
+    """A ``Status`` object, the body every error of the API server carries (apimachinery metav1.Status)."""
+    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": message, "reason": reason, "code": code}
+    if details is not None:
+        body["details"] = details
+    return web.json_response(body, status=code)
+
+
 class ApiServerEmulator(KubernetesEmulator):
     """KubernetesEmulator plus what our code needs from a real API server (see the module docstring)."""
 
     kubernetes_version = "1.30"
+    # bearer token -> Identity; None accepts any request (kmock's behaviour). Set by KubeEmulatorServer.
+    tokens: Mapping[str, Identity] | None = None
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -117,7 +189,45 @@ class ApiServerEmulator(KubernetesEmulator):
         for resource, info in _RESOURCES.items():
             self.resources[resource] = dict(info, verbs={"list", "get", "create", "patch", "delete", "watch"})
 
+    def _refusal(self, request) -> web.Response | None:
+        """401 or 403 as the API server answers, or None when the request may go on.
+
+        Like an API server started with ``--anonymous-auth=false``, a request without a valid bearer token is
+        401 Unauthorized (body: a Status with message "Unauthorized"). An authenticated request that RBAC
+        refuses is 403 Forbidden with the authorizer's message, e.g. ``secrets is forbidden: User "x" cannot
+        list resource "secrets" in API group "" in the namespace "argocd"`` (k8s.io/apiserver
+        endpoints/handlers/responsewriters: ForbiddenStatusError)."""
+        if self.tokens is None:
+            return None
+        header = next((v for k, v in (request.headers or {}).items() if k.lower() == "authorization"), "") or ""
+        scheme, _, token = header.partition(" ")
+        who = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if who is None:
+            return _status(401, "Unauthorized", "Unauthorized")
+        if request.resource is None or request.action is None:
+            return None  # discovery and /version: allowed to every authenticated user (system:discovery)
+        plural = str(request.resource.plural)
+        verb = _ACTION_VERBS.get(request.action.name, request.method.lower())
+        if request.method.upper() == "PUT":
+            verb = "update"
+        if who.allows(verb, plural):
+            return None
+        group = request.resource.group or ""
+        subject = f'{plural} "{request.name}"' if request.name else plural
+        where = f'in the namespace "{request.namespace}"' if request.namespace else "at the cluster scope"
+        message = (f'{subject} is forbidden: User "{who.user}" cannot {verb} resource "{plural}" in API group '
+                   f'"{group}" {where}')
+        details = {"kind": plural, **({"name": request.name} if request.name else {})}
+        return _status(403, "Forbidden", message, details)
+
     async def _handle(self, request):  # type: ignore[override]
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        if (request.resource is not None and not request.resource.plural and request.method.upper() == "GET"
+                and request.url.path.endswith("/") and request.url.path.rstrip("/").count("/") in (2, 3)):
+            # The official client asks for /api/v1/ and /apis/apps/v1/ (with the slash): a resource list.
+            return web.json_response(await self._serve_version(request))
         if request.resource is not None:
             method = request.method.upper()
             if method == "PATCH":
@@ -141,6 +251,8 @@ class ApiServerEmulator(KubernetesEmulator):
         meta.setdefault("uid", str(uuid.uuid4()))
         meta["resourceVersion"] = str(next(_VERSIONS))
         meta.setdefault("creationTimestamp", "2025-01-01T00:00:00Z")
+        if request.resource.group == "apps":
+            meta.setdefault("generation", 1)  # the API server starts every object with a spec at 1
         if request.resource.plural == "secrets" and "stringData" in data:
             encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in data.pop("stringData").items()}
             data["data"] = {**(data.get("data") or {}), **encoded}
@@ -151,21 +263,89 @@ class ApiServerEmulator(KubernetesEmulator):
                 "gitCommit": "0" * 40, "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
                 "goVersion": "go1.22", "compiler": "gc", "platform": "linux/amd64"}
 
+    async def _serve_version(self, request):  # type: ignore[override]
+        result = await super()._serve_version(request)
+        if request.resource is not None and not request.resource.group:
+            # The core group has no name: its groupVersion is "v1" (kmock writes "/v1", which kubectl's
+            # discovery cannot parse, so `kubectl get secret` failed against the emulator).
+            result["groupVersion"] = str(request.resource.version)
+        return result
+
     async def _serve_list(self, request):  # type: ignore[override]
         result = await super()._serve_list(request)
         selector = request.params.get("labelSelector")
+        fields = request.params.get("fieldSelector")
         result["items"] = [item for item in result["items"]
-                           if label_selector_matches(selector, (item.get("metadata") or {}).get("labels") or {})]
-        result["kind"] = "List"
-        result["apiVersion"] = "v1"
+                           if label_selector_matches(selector, (item.get("metadata") or {}).get("labels") or {})
+                           and field_selector_matches(fields, item)]
+        # As the API server answers: a SecretList of apiVersion v1, a DeploymentList of apps/v1, ...
+        resource = request.resource
+        info = _RESOURCES.get(f"{resource.group}/{resource.version}".lstrip("/") + f"/{resource.plural}")
+        result["kind"] = f"{info['kind']}List" if info else "List"
+        result["apiVersion"] = f"{resource.group}/{resource.version}" if resource.group else str(resource.version)
         return result
 
 
-class KubeEmulatorServer:
-    """One emulated cluster served over HTTP from a background thread's event loop."""
+_CERTIFICATE: tuple[bytes, bytes] | None = None
+_CERTIFICATE_LOCK = threading.Lock()
 
-    def __init__(self, name: str) -> None:
+
+def loopback_certificate() -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM): one self-signed certificate for 127.0.0.1 and localhost, made once per
+    process (an EC key: milliseconds, where RSA takes a noticeable part of a second)."""
+    global _CERTIFICATE
+    with _CERTIFICATE_LOCK:
+        if _CERTIFICATE is None:
+            import ipaddress
+
+            from cryptography import x509
+            from cryptography.hazmat.primitives import hashes, serialization
+            from cryptography.hazmat.primitives.asymmetric import ec
+            from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+            key = ec.generate_private_key(ec.SECP256R1())
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bluegreen-sandbox-kube")])
+            now = datetime.datetime.now(datetime.timezone.utc)
+            cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                    .serial_number(x509.random_serial_number())
+                    .not_valid_before(now - datetime.timedelta(minutes=5))
+                    .not_valid_after(now + datetime.timedelta(days=2))
+                    .add_extension(x509.SubjectAlternativeName([
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+                    .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                    .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, content_commitment=False,
+                                                 key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                                 crl_sign=False, encipher_only=False, decipher_only=False),
+                                   critical=True)
+                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                    .sign(key, hashes.SHA256()))
+            _CERTIFICATE = (cert.public_bytes(serialization.Encoding.PEM),
+                            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+        return _CERTIFICATE
+
+
+def _server_ssl_context() -> ssl.SSLContext:
+    cert_pem, key_pem = loopback_certificate()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # load_cert_chain reads files only: write them to a private directory for the moment it takes.
+    with tempfile.TemporaryDirectory(prefix="bluegreen-kube-tls-") as directory:
+        cert_file, key_file = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
+        with open(cert_file, "wb") as f:
+            f.write(cert_pem)
+        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+            f.write(key_pem)
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class KubeEmulatorServer:
+    """One emulated cluster served over HTTP (or HTTPS with ``tls=True``) from a background thread's loop."""
+
+    def __init__(self, name: str, tokens: Mapping[str, Identity] | None = None, *, tls: bool = False) -> None:
         self.name = name
+        self.tls = tls
+        self.tokens = dict(tokens) if tokens is not None else None  # None: any token or none is accepted
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=f"kube-{name}", daemon=True)
         self.emulator: ApiServerEmulator | None = None
@@ -179,15 +359,18 @@ class KubeEmulatorServer:
 
     async def _enter(self) -> None:
         self.emulator = ApiServerEmulator()
+        self.emulator.tokens = self.tokens
         await self.emulator.__aenter__()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
-        self._runner = web.ServerRunner(web.Server(self.emulator, access_log=None))
+        # A watch (kubectl rollout status starts one) stays open until the client goes: stop() must not wait
+        # aiohttp's default 60 s for it.
+        self._runner = web.ServerRunner(web.Server(self.emulator, access_log=None), shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._runner, sock, ssl_context=_server_ssl_context() if self.tls else None).start()
         host, port = sock.getsockname()[:2]
-        self.url = f"http://{host}:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     async def _exit(self) -> None:
         if self._runner is not None:
@@ -195,6 +378,11 @@ class KubeEmulatorServer:
             self._runner = None
         if self.emulator is not None:
             await self.emulator.__aexit__(None, None, None)
+        # Whatever still runs on this loop (a watch whose client went away) is cancelled, not left pending.
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def stop(self) -> None:
         """Closes the listening socket, stops the loop and joins its thread; safe to call twice."""
@@ -280,12 +468,20 @@ class KubeEmulatorServer:
 
 
 class KubeEmulators:
-    """Several emulated clusters (e.g. blue, green, hub) and one kubeconfig file with a context each."""
+    """Several emulated clusters (e.g. blue, green, hub) and one kubeconfig file with a context each.
 
-    def __init__(self, names=("blue", "green", "hub"), *, token: str = "kubeconfig-test-token") -> None:
-        self.servers = {name: KubeEmulatorServer(name) for name in names}
+    ``token`` is the kubeconfig user's token, a cluster admin. ``tokens`` adds other identities accepted by
+    every cluster, e.g. ``{"viewer-token": identity("viewer", NO_SECRETS)}``; any other token (or none) is
+    refused with 401.
+    """
+
+    def __init__(self, names=("blue", "green", "hub"), *, token: str = "kubeconfig-test-token",
+                 tokens: Mapping[str, Identity] | None = None, tls: bool = False) -> None:
+        accepted = {token: Identity("kubernetes-admin"), **dict(tokens or {})}
+        self.tls = tls
+        self.servers = {name: KubeEmulatorServer(name, accepted, tls=tls) for name in names}
         self.kubeconfig: Path | None = None
-        self.token = token  # the kubeconfig user's token; the emulators accept any
+        self.token = token
 
     def start(self, directory: Path) -> "KubeEmulators":
         try:
@@ -301,17 +497,25 @@ class KubeEmulators:
     def __getitem__(self, name: str) -> KubeEmulatorServer:
         return self.servers[name]
 
-    def write_kubeconfig(self, path: Path, extra: dict[str, str] | None = None) -> Path:
+    def write_kubeconfig(self, path: Path, extra: dict[str, str] | None = None, *, token: str | None = None) -> Path:
+        """A kubeconfig with a context per cluster; ``token`` replaces the admin token (e.g. a restricted one,
+        or a wrong one to see the 401)."""
         servers = {name: server.url for name, server in self.servers.items()}
         servers.update(extra or {})
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": next(iter(servers)),
-            "clusters": [{"name": n, "cluster": {"server": url}} for n, url in servers.items()],
-            "users": [{"name": "tester", "user": {"token": self.token}}],
+            "clusters": [{"name": n, "cluster": self._cluster_entry(url)} for n, url in servers.items()],
+            "users": [{"name": "tester", "user": {"token": self.token if token is None else token}}],
             "contexts": [{"name": n, "context": {"cluster": n, "user": "tester"}} for n in servers],
         }
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
         return path
+
+    @staticmethod
+    def _cluster_entry(url: str) -> dict:
+        if not url.startswith("https://"):
+            return {"server": url}
+        return {"server": url, "certificate-authority-data": base64.b64encode(loopback_certificate()[0]).decode()}
 
     def reset(self) -> None:
         for server in self.servers.values():
@@ -345,18 +549,59 @@ def application(dest_name: str | None = None, *, sync: str = "Synced", health: s
             "status": {"sync": {"status": sync}, "health": {"status": health}}}
 
 
-def deployment(replicas: int = 2, available: int | None = None) -> dict:
+_POD_TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": []}}
+
+
+def deployment(replicas: int = 2, available: int | None = None, *, updated: int | None = None,
+               old: int | None = None, generation: int = 1, observed_generation: int | None = None) -> dict:
+    """A Deployment with its rollout status. By default the rollout is complete; ``updated=1`` (of 2) builds
+    one mid-rollout: the new ReplicaSet has 1 pod, ``old`` pods of the previous one (default: the rest) still
+    run and keep ``available`` (default: ``replicas``) up. ``observed_generation`` below ``generation`` is a
+    spec change the controller has not seen yet."""
     available = replicas if available is None else available
-    return {"spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "x"}},
-                     "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": []}}},
-            "status": {"replicas": replicas, "availableReplicas": available, "readyReplicas": available}}
+    updated = replicas if updated is None else updated
+    old = max(replicas - updated, 0) if old is None else old
+    return {"metadata": {"generation": generation},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "x"}}, "template": _POD_TEMPLATE,
+                     "strategy": {"type": "RollingUpdate",
+                                  "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}},
+            "status": {"observedGeneration": generation if observed_generation is None else observed_generation,
+                       "replicas": updated + old, "updatedReplicas": updated, "availableReplicas": available,
+                       "readyReplicas": available, "unavailableReplicas": max(updated + old - available, 0)}}
 
 
-def statefulset(replicas: int = 1, ready: int | None = None) -> dict:
+def statefulset(replicas: int = 1, ready: int | None = None, *, updated: int | None = None, generation: int = 1,
+                observed_generation: int | None = None, revision: str = "x-1",
+                update_revision: str | None = None) -> dict:
+    """A StatefulSet with its rollout status; ``updated`` below ``replicas`` (and ``update_revision``, default
+    ``x-2`` then) builds one mid-rollout."""
     ready = replicas if ready is None else ready
-    return {"spec": {"replicas": replicas, "serviceName": "x", "selector": {"matchLabels": {"app": "x"}},
-                     "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": []}}},
-            "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready}}
+    updated = replicas if updated is None else updated
+    if update_revision is None:
+        update_revision = revision if updated >= replicas else "x-2"
+    return {"metadata": {"generation": generation},
+            "spec": {"replicas": replicas, "serviceName": "x", "selector": {"matchLabels": {"app": "x"}},
+                     "template": _POD_TEMPLATE,
+                     "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}},
+            "status": {"observedGeneration": generation if observed_generation is None else observed_generation,
+                       "replicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
+                       "updatedReplicas": updated, "currentReplicas": replicas - updated if updated < replicas
+                       else replicas, "currentRevision": revision, "updateRevision": update_revision}}
+
+
+def daemonset(desired: int = 3, available: int | None = None, *, updated: int | None = None, generation: int = 1,
+              observed_generation: int | None = None) -> dict:
+    """A DaemonSet with its rollout status (one pod per node: ``desired`` nodes); ``updated`` below
+    ``desired`` builds one mid-rollout."""
+    available = desired if available is None else available
+    updated = desired if updated is None else updated
+    return {"metadata": {"generation": generation},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": _POD_TEMPLATE,
+                     "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}},
+            "status": {"observedGeneration": generation if observed_generation is None else observed_generation,
+                       "desiredNumberScheduled": desired, "currentNumberScheduled": desired,
+                       "updatedNumberScheduled": updated, "numberAvailable": available, "numberReady": available,
+                       "numberMisscheduled": 0, "numberUnavailable": max(desired - available, 0)}}
 
 
 # -- a GitOps Bridge layout (EKS Blueprints, one ArgoCD per cluster), as the sandbox seeds it ------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from bluegreen.sandbox.moto_server import sandbox_client
 
@@ -13,8 +13,12 @@ DEFAULT_GREEN_ID = "eks-blueprint-green"
 
 def seed_zone(endpoint_url: str, zone: str = "example.com", records: Iterable[str] = ("burnham.example.com",), *,
               blue_id: str = DEFAULT_BLUE_ID, green_id: str = DEFAULT_GREEN_ID, blue_ip: str = "127.0.0.2",
-              green_ip: str = "127.0.0.3", ttl: int = 60, weights: Sequence[int] = (100, 0)) -> str:
+              green_ip: str = "127.0.0.3", ttl: int = 60, weights: Sequence[int] = (100, 0),
+              aliases: Mapping[str, dict] | None = None) -> str:
     """Create the hosted zone and, per record name, a blue and a green weighted A record. Returns the zone id.
+
+    ``aliases`` maps a side ("blue", "green") to an ``AliasTarget``: that side's record sets are aliases to it
+    (as external-dns writes them for an ALB Ingress) instead of carrying an address and a TTL.
 
     A new zone is created every time (Route 53 allows several zones with one name), so two sandboxes in one
     process never share records; refer to the zone by the id returned.
@@ -25,11 +29,14 @@ def seed_zone(endpoint_url: str, zone: str = "example.com", records: Iterable[st
     blue_weight, green_weight = weights
     changes = []
     for name in records:
-        for set_id, weight, ip in ((blue_id, blue_weight, blue_ip), (green_id, green_weight, green_ip)):
-            changes.append({"Action": "CREATE", "ResourceRecordSet": {
-                "Name": name.rstrip(".") + ".", "Type": "A", "SetIdentifier": set_id, "Weight": weight,
-                "TTL": ttl, "ResourceRecords": [{"Value": ip}],
-            }})
+        for side, set_id, weight, ip in (("blue", blue_id, blue_weight, blue_ip),
+                                         ("green", green_id, green_weight, green_ip)):
+            rrset: dict = {"Name": name.rstrip(".") + ".", "Type": "A", "SetIdentifier": set_id, "Weight": weight}
+            if aliases and side in aliases:
+                rrset["AliasTarget"] = dict(aliases[side])
+            else:
+                rrset.update(TTL=ttl, ResourceRecords=[{"Value": ip}])
+            changes.append({"Action": "CREATE", "ResourceRecordSet": rrset})
     if changes:
         client.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
     return zone_id
@@ -52,7 +59,7 @@ def set_weights(endpoint_url: str, zone_id: str, weights: Sequence[int], *, name
         if rrset.get("SetIdentifier") not in by_id or (wanted is not None and name not in wanted):
             continue
         updated = dict(rrset, Weight=by_id[rrset["SetIdentifier"]])
-        if ttl is not None:
+        if ttl is not None and "AliasTarget" not in rrset:  # an alias has no TTL of its own
             updated["TTL"] = ttl
         changes.append({"Action": "UPSERT", "ResourceRecordSet": updated})
     if changes:
