@@ -148,7 +148,7 @@ def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_
             router, prober if plan.steps else NoProbes(), SystemClock(env.stop), config.gates,
             on_event=on_event, check_interval=config.shift.check_interval, stop=env.stop,
             on_interrupt=OnInterrupt(config.shift.on_interrupt), lock_lost=run.lock_lost,
-            check_lock=lambda: run.check_lock(config.shift.check_interval),
+            check_lock=lambda: run.check_lock(config.shift.check_interval), sides=_side_map(config, prober),
         )
         result = engine.run(plan, live=live)
         if budget.deferred and result.outcome.value == "completed":
@@ -160,6 +160,19 @@ def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_
     data.update(exit_code=int(code), run_id=run.run_id, migration=config.name, deferred=list(budget.deferred))
     emit(args, env, data, render.result_text(data))
     return code
+
+
+def _side_map(config, prober):
+    """What tells the sides apart in the probes' samples: each side's record values (resolved for aliases)
+    and the names its cluster answers with (the SetIdentifier, the cluster's name)."""
+    if not config.probes:
+        return None
+    from bluegreen.adapters.probes import SideAddressBook
+
+    names = {config.route.blue: "blue", config.route.green: "green"}
+    if config.clusters is not None:
+        names.update({config.clusters.blue.name: "blue", config.clusters.green.name: "green"})
+    return SideAddressBook(config.probes, names, prober=prober if hasattr(prober, "set_side_addresses") else None)
 
 
 def _digest(config) -> str | None:
