@@ -11,6 +11,7 @@ COMMANDS = (
     ("rollback", "bluegreen.commands.rollback", "emergency: all traffic to one side now (works while a shift runs)"),
     ("verify", "bluegreen.commands.verify", "is a cluster ready for traffic? (ArgoCD metadata, applications, workloads)"),
     ("provision", "bluegreen.commands.provision", "target, clone (--from) or build (provision.command) a cluster"),
+    ("preflight", "bluegreen.commands.preflight", "is a cluster ready for a Kubernetes version? (APIs, workloads, EKS)"),
     ("history", "bluegreen.commands.history", "list the migration's runs, or show one run"),
     ("init-state", "bluegreen.commands.init_state", "create the state store (the DynamoDB table, or the SQLite file)"),
     ("demo", "bluegreen.commands.demo", "the whole cutover against the embedded sandbox (needs the sandbox extra)"),

@@ -10,10 +10,11 @@ from bluegreen.environment import Environment
 
 EXIT_CODES_HELP = """exit codes:
   0  done
-  1  unexpected error, an interrupted run, or a rollback that failed (the message says where traffic is)
+  1  unexpected error, a cluster that cannot be reached, an interrupted run, or a rollback that failed (the
+     message says where traffic is)
   2  bad input or configuration (nothing was changed)
   3  the gates failed (traffic rolled back, or held where gates.on_fail / on_both_failing say hold), or
-     verify found the cluster not ready
+     verify or preflight found the cluster not ready
   4  another run holds the lock
   5  aborted: the weights were changed by someone else during the run (or the lock was taken over)
 """
