@@ -61,3 +61,33 @@ def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return int(text)
+
+
+def pick_run(store, config, run_id: str | None):
+    """The journaled run ``run_id`` (with its events), or the migration's latest shift (else its latest run
+    of any command) when ``run_id`` is None. ConfigError (exit 2) when there is none."""
+    from bluegreen.errors import ConfigError
+
+    if run_id:
+        record = store.get_run(run_id)
+        if record is None or record.name != config.name:
+            raise ConfigError(f"no run {run_id!r} in the journal of {config.name!r}",
+                              hint="`bluegreen history` lists the runs")
+        return record
+    latest = store.last_run(config.name, "shift") or store.last_run(config.name, None)
+    if latest is None:
+        raise ConfigError(f"the journal of {config.name!r} holds no run yet",
+                          hint="run `bluegreen shift` first (state.path / state.table says where the journal is)")
+    return store.get_run(latest.run_id)
+
+
+def cluster_sides(config) -> dict[str, str]:
+    """Names a probe may report a cluster by (Route 53 set identifiers, ArgoCD cluster names) -> side."""
+    sides = {config.route.blue: "blue", config.route.green: "green"}
+    if config.clusters is not None:
+        for side in ("blue", "green"):
+            spec = config.clusters.side(side)
+            for name in (spec.name, spec.access.eks):
+                if name:
+                    sides[name] = side
+    return sides
