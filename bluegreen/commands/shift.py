@@ -140,10 +140,15 @@ def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_
             "resume": args.resume, "config_digest": _digest(config),
         })
         run.check_stop()
-        sink = LogSink(env.stderr, tty=log_format == "console" and isatty(env.stderr))
+        panel = _live_panel(env, config, log_format, run.run_id)  # None off a terminal: logs as before
+        sink = LogSink(panel.log_stream if panel else env.stderr,
+                       tty=panel is None and log_format == "console" and isatty(env.stderr))
 
         def on_event(event) -> None:
-            sink(event)
+            if panel is not None:
+                panel(event)
+            if panel is None or event.kind != "hold":  # the panel shows the hold; no countdown line
+                sink(event)
             run(event)
             if env.on_event is not None:
                 env.on_event(event)
@@ -154,7 +159,11 @@ def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_
             on_interrupt=OnInterrupt(config.shift.on_interrupt), lock_lost=run.lock_lost,
             check_lock=lambda: run.check_lock(config.shift.check_interval),
         )
-        result = engine.run(plan, live=live)
+        try:
+            result = engine.run(plan, live=live)
+        finally:
+            if panel is not None:
+                panel.close()
         if budget.deferred and result.outcome.value == "completed":
             result.reason = (f"advanced {len(plan.steps)} step(s) (--max-steps {args.max_steps}); "
                              f"left for later runs: {', '.join(f'{p}%' for p in budget.deferred)}")
@@ -234,3 +243,19 @@ def _preflight_target(args: argparse.Namespace, config) -> None:
             + "\n  - ".join(errors),
             hint=f"fix them (`bluegreen preflight --cluster {args.to}` explains each), or silence one with "
                  "preflight.ignore")
+
+
+def _live_panel(env: Environment, config, log_format: str, run_id: str):
+    """On a terminal with console logs: the live panel on stderr, with log lines printed above it. None
+    elsewhere (a pipe, a CI log, a Job, TERM=dumb, --log-format json), where the logs tell the story."""
+    if log_format != "console":
+        return None
+    from bluegreen import logs
+    from bluegreen.output.panel import LivePanel
+
+    panel = LivePanel(env.stderr, gates=config.gates, environ=env.environ)
+    if panel.mode != "live":
+        return None
+    panel.view.run_id, panel.view.migration = run_id, config.name
+    logs.configure("console", panel.log_stream)
+    return panel
