@@ -142,3 +142,15 @@ def test_shift_preflight_gate_passes_on_a_clean_target(tmp_path, kube, moto_endp
     checked = [json.loads(line) for line in err.splitlines() if '"preflight_checked"' in line]
     assert checked and checked[0]["passed"] is True and checked[0]["counts"]["warning"] >= 1
     assert zone.weights(app) == {"eks-blueprint-blue": 0, "eks-blueprint-green": 100}
+
+
+def test_readme_lists_every_code_and_every_preflight_key():
+    from pathlib import Path
+
+    from bluegreen.preflight import codes_table_markdown
+    from bluegreen.preflight.settings import _KEYS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert codes_table_markdown() in readme  # generated from the registry: the two cannot drift apart
+    for key in sorted(_KEYS | {"gate_shift"}):
+        assert f"`preflight.{key}`" in readme, key
