@@ -99,6 +99,7 @@ def _run(args, env, config, router, steps, bake, log_format) -> int:
 
     prober = _prober(config)
     notifier = _notifier(config, env)
+    metric_source = _metric_source(config, env)  # every metric gate answers for blue, or exit 2 naming it
     _verify_target(args, config)
     _preflight_target(args, config)
     live = router.read()  # the records exist and agree with each other
@@ -112,10 +113,32 @@ def _run(args, env, config, router, steps, bake, log_format) -> int:
         emit(args, env, data, text)
         return 0
     # The plan itself is made under the lock: another run may be moving the weights right now (exit 4).
-    return _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_format)
+    return _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_format, metric_source)
 
 
-def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_format) -> int:
+def _metric_source(config, env: Environment):
+    """The metric and alarm gates' source, checked once before any change: each query parses and returns
+    data for blue (Prometheus), each metric exists for blue's dimensions (CloudWatch)."""
+    if not config.gates.metrics:
+        return None
+    from bluegreen.adapters.aws import client
+    from bluegreen.adapters.metrics import MetricSources
+
+    names = {config.route.blue: "blue", config.route.green: "green"}
+    clusters = {side: ident for ident, side in names.items()}
+    if config.clusters is not None:
+        clusters = {"blue": config.clusters.blue.name, "green": config.clusters.green.name}
+    from bluegreen.core.clock import SystemClock
+
+    # The run's stop event ends a source's retries at once (SIGTERM while Prometheus does not answer).
+    source = MetricSources(clusters=clusters, cloudwatch=lambda: client(config.aws, "cloudwatch"),
+                           environ=env.environ, clock=SystemClock(env.stop))
+    for spec in config.gates.metrics:
+        source.preflight_check(spec)
+    return source
+
+
+def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_format, metric_source=None) -> int:
     from bluegreen import render
     from bluegreen.core.clock import SystemClock
     from bluegreen.core.engine import OnInterrupt, ShiftEngine
@@ -158,6 +181,7 @@ def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_
             on_event=on_event, check_interval=config.shift.check_interval, stop=env.stop,
             on_interrupt=OnInterrupt(config.shift.on_interrupt), lock_lost=run.lock_lost,
             check_lock=lambda: run.check_lock(config.shift.check_interval), sides=_side_map(config, prober),
+            metric_source=metric_source,
         )
         try:
             result = engine.run(plan, live=live)

@@ -53,6 +53,7 @@ class StepReport:
     hold_seconds: float = 0.0
     probes: dict[str, Summary] = field(default_factory=dict)
     sides: dict[str, dict] = field(default_factory=dict)  # per side, over every probe that follows DNS
+    metric_gates: dict = field(default_factory=dict)  # the metric gates' verdict (metric_gates.as_dict())
     verdict: str = ""
     warnings: list[str] = field(default_factory=list)
 
@@ -65,6 +66,7 @@ class StepReport:
             "hold_seconds": round(self.hold_seconds, 3),
             "probes": {name: s.as_dict() for name, s in self.probes.items()},
             "sides": self.sides,
+            "metric_gates": self.metric_gates,
             "verdict": self.verdict,
             "warnings": list(self.warnings),
         }
@@ -136,6 +138,7 @@ class ShiftEngine:
         lock_lost: threading.Event | None = None,
         check_lock: Callable[[], None] | None = None,
         sides: Callable[[LiveState], SideMap] | None = None,
+        metric_source=None,
     ) -> None:
         self.router = router
         self.prober = prober
@@ -152,6 +155,8 @@ class ShiftEngine:
         self.check_lock = check_lock or (lambda: None)
         # What tells the sides apart (their addresses, their cluster names), from the state read at each step.
         self.sides = sides or (lambda live: SideMap())
+        # Reads metric and alarm gates (bluegreen.core.metric_gates.MetricSource); None: no metric gates.
+        self.metric_source = metric_source if gates.metrics else None
         self._side_map = SideMap()
 
     # -- the run -----------------------------------------------------------------------------------
@@ -326,6 +331,12 @@ class ShiftEngine:
         share = report.weights.share(plan.target)
         next_progress = start
         seen: set[str] = set()
+        metrics = None
+        if self.metric_source is not None:
+            from bluegreen.core.metric_gates import MetricGateRunner
+
+            # One runner per hold: the counts restart when the traffic split changes.
+            metrics = MetricGateRunner(self.gates.metrics, started_at=start, target=plan.target)
         while True:
             self._check_stop()
             for sample in self.prober.drain():
@@ -334,6 +345,8 @@ class ShiftEngine:
             remaining = deadline - now
             verdict = judge_step(windows, self.gates, target=plan.target, target_share=share,
                                  final=remaining <= 0)
+            if metrics is not None:
+                verdict = self._with_metrics(verdict, metrics, report, now)
             report.probes = windows.summaries()
             report.sides = windows.per_side()
             report.verdict = verdict.outcome.value
@@ -347,7 +360,8 @@ class ShiftEngine:
             if verdict.failed:
                 both = verdict.outcome.value == "both_failing"
                 self.emit(Event(K.BOTH_FAILING if both else K.GATES_FAILED,
-                                {"step": label, "reasons": list(verdict.reasons), "sides": report.sides}))
+                                {"step": label, "reasons": list(verdict.reasons), "sides": report.sides,
+                                 "metric_gates": report.metric_gates}))
                 policy = self.gates.on_both_failing if both else self.gates.on_fail
                 raise (_Held if policy == "hold" else _GatesFailed)(verdict)
             if now >= next_progress or remaining <= 0:
@@ -362,6 +376,22 @@ class ShiftEngine:
             if remaining <= 0:
                 return
             self.clock.sleep(min(self.check_interval, remaining))
+
+    def _with_metrics(self, verdict: Verdict, runner, report: StepReport, now: float) -> Verdict:
+        """Measure the metric gates that are due and fold their verdict into the probes'."""
+        from dataclasses import replace
+
+        from bluegreen.core.metric_gates import measure_due
+        from bluegreen.core.verdict import Outcome as VerdictOutcome
+
+        measure_due(runner, self.metric_source, now=now, wall=self.clock.wall())
+        gates = runner.verdict()
+        report.metric_gates = gates.as_dict()
+        if gates.failed and not verdict.failed:
+            return replace(verdict, outcome=VerdictOutcome.FAILED, reasons=verdict.reasons + gates.reasons)
+        if gates.failed:
+            return replace(verdict, reasons=verdict.reasons + gates.reasons)
+        return verdict
 
     def _check_stop(self) -> None:
         self.check_lock()

@@ -41,6 +41,8 @@ class Gates:
     traffic_check: bool = True  # the observed share of each side must follow the weights
     traffic_tolerance_floor: float = 0.05  # the tolerance never goes below this share
     traffic_min_samples: int = 10  # attributed samples a probe needs before its share is judged
+    # Metric and alarm gates (bluegreen.core.metric_gates specs): measured during each hold.
+    metrics: tuple = ()
 
 
 class Outcome(str, enum.Enum):
