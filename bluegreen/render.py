@@ -104,6 +104,17 @@ def result_text(result: dict) -> str:
         lines.append(f"step {label:>9}: blue={w['blue']} green={w['green']} "
                      f"{'(changed)' if step['changed'] else '(unchanged)'} verdict {step['verdict'] or 'n/a'}")
         lines.extend(f"    {bit}" for bit in probe_bits)
+        for side, numbers in (step.get("sides") or {}).items():
+            if side == "unknown" or not numbers.get("samples"):
+                continue
+            errors, share = numbers.get("error_ratio"), numbers.get("share_percent")
+            lines.append(f"    {side}: {numbers['samples']} samples, "
+                         f"{'n/a' if errors is None else f'{errors * 100:.1f}%'} errors, "
+                         f"observed share {'n/a' if share is None else f'{share:g}%'}")
+        for gate in (step.get("metric_gates") or {}).get("gates", []):
+            lines.append(f"    metric gate {gate['reason']} [{gate['outcome']}]")
+        for warning in step.get("warnings") or []:
+            lines.append(f"    warning: {warning}")
     final = result["final_weights"]
     lines.append(f"outcome: {result['outcome']} in {format_duration(result['duration_seconds'])}"
                  + (f"; final weights blue={final['blue']} green={final['green']}" if final else ""))

@@ -77,6 +77,7 @@ class StepWindows:
         self.by_side: dict[tuple[str, str], SampleWindow] = {}
         self.traffic: dict[str, _Draws] = {}
         self.disagreements: Counter = Counter()
+        self.followed: Counter = Counter()  # samples by side from probes that follow DNS (not pinned)
 
     def add(self, sample: Sample) -> None:
         self.probes.setdefault(sample.probe, SampleWindow()).add(sample)
@@ -85,6 +86,8 @@ class StepWindows:
             self.disagreements[sample.probe] += 1
         side = by_address or by_cluster or UNKNOWN
         self.by_side.setdefault((sample.probe, side), SampleWindow()).add(sample)
+        if side != UNKNOWN and not sample.pinned:
+            self.followed[side] += 1
         if side != UNKNOWN and not sample.pinned and sample.at >= self.settle_at:
             draws = self.traffic.setdefault(sample.probe, _Draws())
             draws.samples[side] += 1
@@ -98,7 +101,7 @@ class StepWindows:
     def per_side(self) -> dict[str, dict]:
         """Each side's numbers over every probe that follows DNS, for the panel and the journal."""
         result = {}
-        total = sum(w.samples for (probe, side), w in self.by_side.items() if side != UNKNOWN)
+        total = sum(self.followed.values())
         for side in sorted({side for _, side in self.by_side}):
             windows = [w for (probe, s), w in self.by_side.items() if s == side]
             samples = sum(w.samples for w in windows)
@@ -108,7 +111,8 @@ class StepWindows:
                 "samples": samples,
                 "error_ratio": None if not samples else round(1 - successes / samples, 4),
                 "p95_latency_ms": round(p95 * 1000, 1) if samples else None,
-                "share_percent": None if side == UNKNOWN or not total else round(samples / total * 100, 1),
+                # The share of answers DNS gave this side: pinned probes and side companions do not count.
+                "share_percent": None if side == UNKNOWN or not total else round(self.followed[side] / total * 100, 1),
             }
         return result
 

@@ -47,14 +47,20 @@ def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False
     else:
         report_dir = Path(tempfile.mkdtemp(prefix="bluegreen-demo-report-"))  # outlives the demo
         workdir = tempfile.TemporaryDirectory(prefix="bluegreen-demo-")
-    with Sandbox(records=DEMO_RECORDS, ttl=1, clusters=True) as sandbox, _environ(sandbox.aws_environ()), \
-            workdir as tmp:
-        config = sandbox.config_dict(steps=[0, 10, 50, 100], bake="3s", ttl_margin="500ms")
+    # Route 53 changes stay PENDING about 2 s, as real ones do for up to a minute; the public probe asks a
+    # caching resolver, as the service's clients do; each side's ALB publishes metrics to CloudWatch (moto).
+    with Sandbox(records=DEMO_RECORDS, ttl=1, clusters=True, pending_seconds=DEMO_PENDING_SECONDS) as sandbox, \
+            _environ(sandbox.aws_environ()), workdir as tmp, _alb_metrics(sandbox) as metric_gate:
+        config = sandbox.config_dict(steps=[0, 10, 50, 100], bake="3s", ttl_margin="500ms",
+                                     via_caching_resolver=True)
+        config["gates"]["metrics"] = [metric_gate]
         config["state"] = {"path": str(Path(tmp) / "state.db")}  # with --keep, history/watch/report read it
         path = Path(tmp) / "bluegreen.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        say(f"sandbox: Route 53 at {sandbox.endpoint_url}, DNS at {sandbox.dns_address}, "
+        say(f"sandbox: Route 53 at {sandbox.endpoint_url} (changes PENDING {DEMO_PENDING_SECONDS:g}s), DNS at "
+            f"{sandbox.dns_address} behind a caching resolver at {sandbox.caching_resolver_address}, "
             f"blue at 127.0.0.2:{sandbox.http_port}, green at 127.0.0.3:{sandbox.http_port}")
+        say("gates: the probes, judged per side, and a CloudWatch metric gate on each side's ALB 5xx ratio")
         say(f"clusters: kubeconfig {sandbox.kubeconfig} (contexts blue, green; ArgoCD in namespace argocd)")
         say(f"config written to {path}\n")
         if green_missing_addon:
@@ -120,6 +126,32 @@ def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False
         say("the shift failed its gates and traffic went back to blue by itself (exit 3)"
             if shift_code == ExitCode.GATES_FAILED else f"unexpected: the shift ended with exit {shift_code}")
     return shift_code
+
+
+DEMO_PENDING_SECONDS = 2.0
+
+
+@contextmanager
+def _alb_metrics(sandbox):
+    """Each side's backend publishes ALB-shaped metrics to CloudWatch (moto) every second; yields the
+    metric gate that reads them. Blue serves a few requests first, as it would in production, so the gate's
+    check before the shift finds blue's metrics."""
+    import urllib.request
+
+    from bluegreen.sandbox.cloudwatch_publisher import DEFAULT_DIMENSIONS, CloudWatchPublisher
+    from bluegreen.sandbox.moto_server import sandbox_client
+
+    publisher = CloudWatchPublisher(sandbox_client(sandbox.moto.endpoint_url, "cloudwatch"), sandbox.backends)
+    for _ in range(5):
+        urllib.request.urlopen(f"http://{sandbox.blue.host}:{sandbox.http_port}/", timeout=2).read()
+    publisher.publish_once()
+    publisher.start()
+    try:
+        yield {"name": "alb-5xx", "provider": "cloudwatch", "preset": "alb_5xx_ratio",
+               "sides": {side: dict(dims) for side, dims in DEFAULT_DIMENSIONS.items()},
+               "max": 0.05, "interval": "2s", "window": "1m"}
+    finally:
+        publisher.stop()
 
 
 @contextmanager
