@@ -130,7 +130,7 @@ def test_application_on_blue_only_fails(kube):
 def test_unavailable_deployment_fails(kube):
     both(kube, deployments={"burnham": (3, 1)})
     assert run_verify(make_config(kube)).reasons == (
-        "Deployment team-burnham/burnham on green: 1/3 replicas available",)
+        "Deployment team-burnham/burnham on green: rolling out: 1 of 3 updated replicas available",)
 
 
 def test_verify_blue_against_green(kube):

@@ -141,14 +141,21 @@ def _alb_metrics(sandbox):
     from bluegreen.sandbox.cloudwatch_publisher import DEFAULT_DIMENSIONS, CloudWatchPublisher
     from bluegreen.sandbox.moto_server import sandbox_client
 
-    publisher = CloudWatchPublisher(sandbox_client(sandbox.moto.endpoint_url, "cloudwatch"), sandbox.backends)
+    import secrets
+
+    # Load balancers of this run only: moto keeps its metrics in process memory, shared by every sandbox.
+    suffix = secrets.token_hex(4)
+    dimensions = {side: {key: f"{value}{suffix}" for key, value in dims.items()}
+                  for side, dims in DEFAULT_DIMENSIONS.items()}
+    publisher = CloudWatchPublisher(sandbox_client(sandbox.moto.endpoint_url, "cloudwatch"), sandbox.backends,
+                                    dimensions=dimensions)
     for _ in range(5):
         urllib.request.urlopen(f"http://{sandbox.blue.host}:{sandbox.http_port}/", timeout=2).read()
     publisher.publish_once()
     publisher.start()
     try:
         yield {"name": "alb-5xx", "provider": "cloudwatch", "preset": "alb_5xx_ratio",
-               "sides": {side: dict(dims) for side, dims in DEFAULT_DIMENSIONS.items()},
+               "sides": dimensions,
                "max": 0.05, "interval": "2s", "window": "1m"}
     finally:
         publisher.stop()
