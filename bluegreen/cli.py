@@ -97,7 +97,11 @@ def _report(env: Environment, error: BaseException, code: int, json_logs: bool, 
     if json_logs:
         import json
 
-        line = {"event": "error", "level": "error", "exit_code": code, "message": getattr(error, "message", text)}
+        import structlog
+
+        # The migration (and run id) bound by the command, so the last line is found with the others.
+        line = {**structlog.contextvars.get_contextvars(), "event": "error", "level": "error", "exit_code": code,
+                "message": getattr(error, "message", text)}
         hint = getattr(error, "hint", None)
         if hint:
             line["hint"] = hint
