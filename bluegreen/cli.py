@@ -46,7 +46,8 @@ def build_parser(*, load_commands: Sequence[str] | None = None) -> argparse.Argu
             continue
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, parents=[common], help=help_text, description=module.DESCRIPTION,
-                                 epilog=module.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 epilog=getattr(module, "EPILOG", None) or EXIT_CODES_HELP,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(handler=module.run)
     return parser
