@@ -12,6 +12,7 @@ COMMANDS = (
     ("verify", "bluegreen.commands.verify", "is a cluster ready for traffic? (ArgoCD metadata, applications, workloads)"),
     ("provision", "bluegreen.commands.provision", "target, clone (--from) or build (provision.command) a cluster"),
     ("history", "bluegreen.commands.history", "list the migration's runs, or show one run"),
+    ("init", "bluegreen.commands.init", "write a starter config from the weighted records found in Route 53"),
     ("init-state", "bluegreen.commands.init_state", "create the state store (the DynamoDB table, or the SQLite file)"),
     ("demo", "bluegreen.commands.demo", "the whole cutover against the embedded sandbox (needs the sandbox extra)"),
 )
