@@ -11,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
+import pytest as _pytest
+
+tomllib = _pytest.importorskip("tomllib")  # Python 3.11+
 from pathlib import Path
 
 import pytest
