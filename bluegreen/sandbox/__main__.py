@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import shutil
 import sys
 import tempfile
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.start()  # started here, not by `with`, so that a missing unbound is a usage error
     except FileNotFoundError as error:
         parser.error(str(error))
+    # Ctrl-C (or SIGTERM) at any moment from here, even while the addresses are printed, stops cleanly.
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
     with contextlib.ExitStack() as running:
         running.callback(sandbox.stop)
         if args.config is None:
@@ -97,10 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         print("  bluegreen shift --to green        # then: bluegreen history, bluegreen rollback --to blue")
         print("AWS credentials for clients: any fake key (moto does not check them). Ctrl-C to stop.")
         sys.stdout.flush()
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("\nstopping ...")
+        while not stopping.wait(0.5):
+            pass
+        print("\nstopping ...")
     print("sandbox stopped.")
     return 0
 
