@@ -100,6 +100,7 @@ def test_demo_runs_the_whole_cutover(tmp_path):
     assert code == 0, err.getvalue()
     text = out.getvalue()
     assert "outcome: completed" in text
-    assert text.rstrip().endswith("nothing is left running.")
+    assert "sandbox stopped; nothing is left running." in text
+    assert text.rstrip().splitlines()[-1].startswith("the run's report: ")  # its path, the last line
     final_status = text.split("$ bluegreen status")[-1]
     assert final_status.count("0% / 100%") == 2  # both demo records all on green

@@ -75,10 +75,10 @@ def test_the_end_is_a_coloured_outcome(fail_from, label, colour):
     console.print(panel.render(now=events[-1][0] + 5))
     styled = console.export_text(styles=True)
     plain = ANSI.sub("", styled)
-    assert label in plain and "took 2m14s" in plain if fail_from else label in plain
+    assert label in plain and ("took " in plain if fail_from else True)
     assert re.search(r"\x1b\[1;" + colour + r"m" + label, styled), styled  # bold red / bold green
     if fail_from:
-        assert "success ratio 0.900 < 0.95" in plain and "blue 100 / green 0" in plain
+        assert "probe public, green:" in plain and "blue 100 / green 0" in plain
         assert "step 3/4  50% on green  finished" in plain  # where it stopped, not the rollback's change
 
 
@@ -127,7 +127,7 @@ def test_off_a_tty_it_draws_nothing_and_plain_mode_prints_one_line_per_step(monk
     lines = out.splitlines()
     assert lines[:4] == ["step 1/4 0%: started", "step 1/4 0%: passed", "step 2/4 10%: started",
                          "step 2/4 10%: passed"]
-    assert any(line.startswith("step 3/4 50%: gates failed: probe public: success ratio") for line in lines)
+    assert any(line.startswith("step 3/4 50%: gates failed: probe public, green:") for line in lines)
     assert any("ROLLED BACK" in line for line in lines)
 
 

@@ -128,6 +128,7 @@ def test_truncated_udp_answer_falls_back_to_tcp(shared_sandbox):
         "Action": "UPSERT", "ResourceRecordSet": {"Name": name, "Type": "A", "TTL": 1,
                                                   "ResourceRecords": [{"Value": v} for v in values]}}]})
     try:
+        sb.route53_proxy.settle(sb.zone_id)  # the change is INSYNC: the DNS server may serve it
         sb.dns.refresh()
         host, port = sb.dns_address.split(":")
         udp_answer = dns.query.udp(dns.message.make_query(name, "A"), host, port=int(port), timeout=2)
@@ -226,11 +227,11 @@ def test_https_connect_to_sends_the_url_name_as_sni_and_host(tls_server):
 # -- the prober ------------------------------------------------------------------------------------------
 def test_at_50_50_the_public_probe_sees_both_clusters(shared_sandbox):
     shared_sandbox.set_weights(50, 50)
-    samples, stats = run_for([public(shared_sandbox, interval=0.01)], 1.5)
+    samples, stats = run_for([public(shared_sandbox, interval=0.01, reuse_connections=False)], 1.5)
     clusters = Counter(s.cluster for s in samples)
     assert len(samples) >= 60 and all(s.ok for s in samples)
-    # Each request resolves afresh, so answers follow the weights: with n >= 60 at p = 0.5, a share
-    # under 20% has a probability below 1e-6.
+    # With reuse_connections: false each request resolves afresh, so answers follow the weights: with
+    # n >= 60 at p = 0.5, a share under 20% has a probability below 1e-6.
     assert clusters[BLUE] >= 0.2 * len(samples) and clusters[GREEN] >= 0.2 * len(samples)
     assert stats["dropped"] == 0
 
@@ -292,3 +293,39 @@ def test_in_flight_limit(interval, timeout, expected):
     from bluegreen.adapters.probes import in_flight_limit
 
     assert in_flight_limit(ProbeConfig(name="p", url="http://x/", interval=interval, timeout=timeout)) == expected
+
+
+def test_a_keep_alive_probe_follows_a_weight_change_within_its_connection_age(shared_sandbox):
+    """The bug a real resolver showed: a probe that kept its first connection reported blue through a whole
+    shift to a dead green. A connection now lives at most max_connection_age; the next one resolves again."""
+    sb = shared_sandbox
+    prober = HttpProber([public(sb, interval=0.02, max_connection_age=0.2, direct_sides=False)])
+    prober.start()
+    try:
+        time.sleep(0.4)
+        sb.set_weights(0, 100)  # everything to green now
+        time.sleep(0.2 + 0.3)  # one connection age, then the weighted server answers green
+        prober.drain()
+        time.sleep(0.5)
+    finally:
+        prober.stop()
+    late = prober.drain()
+    assert late and {s.cluster for s in late} == {GREEN}
+    assert {s.address for s in late} == {"127.0.0.3"} and len({s.connection for s in late}) >= 2
+
+
+def test_side_companions_dial_each_sides_address_and_are_pinned(shared_sandbox):
+    sb = shared_sandbox
+    prober = HttpProber([public(sb, interval=0.05)])
+    prober.start()
+    try:
+        prober.set_side_addresses({"blue": "127.0.0.2", "green": "127.0.0.3"})
+        time.sleep(0.5)
+    finally:
+        prober.stop()
+    by_name = {}
+    for sample in prober.drain():
+        by_name.setdefault(sample.probe, set()).add((sample.cluster, sample.pinned))
+    assert by_name["public@green"] == {(GREEN, True)} and by_name["public@blue"] == {(BLUE, True)}
+    assert by_name["public"] == {(BLUE, False)}  # 100/0: the public probe itself follows DNS
+    assert prober.names == ("public",)  # companions are not configured probes

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bluegreen.adapters.state_sqlite import SqliteStateStore
+from bluegreen.errors import exit_code_for
+from bluegreen.adapters.state.sqlite import SqliteStateStore
 from bluegreen.core.clock import FakeClock
 from bluegreen.core.ports import Event
 from bluegreen.core.state import Holder
 from bluegreen.core.timeline import fold
 from bluegreen.errors import ExitCode
-from bluegreen.journal_sink import JournalSink
+from bluegreen.runs import JournalSink
 from tests.support.runs import GATES, engine_run, new_form_events, plan_dict
 
 pytest.importorskip("matplotlib", reason="the report extra is not installed: pip install 'bluegreen[report]'")
@@ -41,7 +42,7 @@ def _journaled(tmp_path, *, fail_green_from=None, plan_extra=None):
     for at, kind, data in events:
         clock.advance(at - clock.wall())
         sink(Event(kind, data))
-    store.finish(holder.run_id, result.outcome.value, int(result.exit_code), result.reason)
+    store.finish(holder.run_id, result.outcome.value, int(exit_code_for(result.outcome)), result.reason)
     record = store.get_run(holder.run_id)
     store.close()
     return record
@@ -58,7 +59,7 @@ def test_report_of_a_rollback_is_one_self_contained_file_with_the_facts(tmp_path
     assert not re.search(r"url\((?!#)|@import", page, re.IGNORECASE)  # clip paths use the SVG's own ids
     assert "<!DOCTYPE svg" not in page and page.count("<svg") == 1
     for fact in ("20270115T080000Z-ab12cd", "checkout", "host ops-box-1, pid 4242", "sha256:5f0c2a",
-                 "C1, C2, C3", "rolled back (exit 3)", "success ratio 0.900 &lt; 0.95"):
+                 "C1, C2, C3", "rolled back (exit 3)", "probe public, green:"):
         assert fact in page, fact
     steps = re.search(r'<table id="steps">(.*?)</table>', page, re.S).group(1)
     assert re.findall(r'class="(passed|failed|done)"', steps) == ["passed", "passed", "failed", "done"]

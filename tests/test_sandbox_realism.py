@@ -566,7 +566,7 @@ def test_sandbox_clusters_answer_kubectl_and_refuse_a_token_without_secrets():
     from bluegreen.core.readiness import rollout_problem, workload_from_object
     from bluegreen.sandbox import Sandbox
     from bluegreen.sandbox.kube import FAKE_CLUSTER_CREDENTIAL, WORKLOAD_NAMESPACE
-    from bluegreen.verify import run_verify
+    from bluegreen.clusters.verify import run_verify
 
     with Sandbox(records=["burnham.example.com"], ttl=1, clusters=True) as sb:
         if KUBECTL is not None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from bluegreen.adapters.state_sqlite import SqliteStateStore
+from bluegreen.errors import exit_code_for
+from bluegreen.adapters.state.sqlite import SqliteStateStore
 from bluegreen.core.clock import FakeClock
 from bluegreen.core.state import Holder
 from bluegreen.core.timeline import (
     AGGREGATE, fold, from_run_record, gate_checks, parse_weights, side_of_cluster, step_percent,
 )
-from bluegreen.journal_sink import JournalSink
+from bluegreen.runs import JournalSink
 from tests.support.runs import GATES, engine_run, new_form_events, plan_dict
 
 
@@ -156,7 +157,7 @@ def test_run_record_from_the_journal_gives_the_same_view(tmp_path):
     for at, kind, data in events:  # the journal stamps with its clock: move it to each event's time
         clock.advance(at - clock.wall())
         sink(Event(kind, data))
-    store.finish("R1", result.outcome.value, int(result.exit_code), result.reason)
+    store.finish("R1", result.outcome.value, int(exit_code_for(result.outcome)), result.reason)
     record = store.get_run("R1")
     store.close()
     view = from_run_record(record)

@@ -55,15 +55,6 @@ class Application:
     destination_namespace: str | None = None
 
 
-@dataclass(frozen=True)
-class Workload:
-    kind: str
-    namespace: str
-    name: str
-    desired: int
-    available: int
-
-
 def _scrub_secret(raw: dict) -> ClusterSecret:
     raw.pop("data", None)
     raw.pop("stringData", None)
@@ -154,23 +145,22 @@ def list_applications(kube: Kube, namespace: str) -> list[Application]:
 
 
 # -- workloads ---------------------------------------------------------------------------------------
-def list_workloads(kube: Kube, namespaces: list[str] | tuple[str, ...]) -> list[Workload]:
-    workloads: list[Workload] = []
+def list_workloads(kube: Kube, namespaces: list[str] | tuple[str, ...]) -> list:
+    """Every Deployment, StatefulSet and DaemonSet of the namespaces, with its rollout status as
+    ``kubectl rollout status`` reads it (generation, observedGeneration, updated/available replicas)."""
+    from bluegreen.core.readiness import workload_from_object
+
+    workloads = []
     for ns in namespaces:
-        with kube.guard(f"listing Deployments and StatefulSets in namespace {ns}"):
-            deployments = kube.apps.list_namespaced_deployment(ns).items or []
-            statefulsets = kube.apps.list_namespaced_stateful_set(ns).items or []
-        for kind, items in (("Deployment", deployments), ("StatefulSet", statefulsets)):
+        with kube.guard(f"listing Deployments, StatefulSets and DaemonSets in namespace {ns}"):
+            found = (("Deployment", kube.apps.list_namespaced_deployment(ns).items or []),
+                     ("StatefulSet", kube.apps.list_namespaced_stateful_set(ns).items or []),
+                     ("DaemonSet", kube.apps.list_namespaced_daemon_set(ns).items or []))
+        for kind, items in found:
             for obj in items:
-                desired = obj.spec.replicas if obj.spec and obj.spec.replicas is not None else 1
-                status = obj.status
-                available = 0
-                if status is not None:
-                    available = status.available_replicas
-                    if available is None and kind == "StatefulSet":
-                        available = status.ready_replicas  # before Kubernetes 1.22
-                    available = available or 0
-                workloads.append(Workload(kind, ns, obj.metadata.name, int(desired), int(available)))
+                raw = kube.api_client.sanitize_for_serialization(obj)
+                raw.setdefault("metadata", {}).setdefault("namespace", ns)
+                workloads.append(workload_from_object(kind, raw))
     return workloads
 
 

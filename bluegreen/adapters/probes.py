@@ -4,9 +4,13 @@ How a probe behaves, and why:
 - Every probe fires on a fixed schedule (one request per ``interval``) into a thread pool, so a slow answer
   does not lower the request rate: up to ``ceil(timeout / interval) + 1`` requests of a probe are in flight.
   When that many are still waiting, the tick is skipped (and counted) instead of queueing without limit.
-- With ``nameserver`` the URL's host is resolved through that DNS server for every request, as a shell loop
-  of ``curl`` processes would (each process resolves afresh). This is what makes the share of answers per
-  cluster follow the Route 53 weights. Connections are still reused, one pool per resolved address.
+- A probe follows DNS changes as a well-behaved client does: it resolves the URL's host (through the system
+  resolver, or the DNS server in ``resolver``), keeps a connection to that address for at most
+  ``max_connection_age`` (or none at all with ``reuse_connections: false``), then closes it and resolves
+  again. A keep-alive client that never re-resolves stays on the side it first saw whatever the weights
+  (field notes: "A DNS change moves new connections only"); measured against unbound, such a probe reported
+  100% blue through a whole shift to a dead green. Each sample records the address it dialled and which
+  connection carried it, so the engine can tell the sides apart and count independent DNS draws.
 - With ``connect_to`` (like ``curl --connect-to``) the probe dials that address instead, keeping the URL's
   Host header and TLS server name, e.g. to reach the green cluster before it takes any public traffic.
 - Both are done in a requests ``HTTPAdapter`` that swaps the address of the connection pool: nothing global
@@ -27,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Sequence
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import dns.exception
@@ -53,6 +58,22 @@ class ProbeError(Exception):
 
 
 # -- DNS -------------------------------------------------------------------------------------------------
+class SystemResolver:
+    """The system resolver (getaddrinfo: /etc/hosts, resolv.conf, the VPC or company resolver and its cache):
+    what the service's own clients use, so the probe sees what they see, caches included."""
+
+    def resolve(self, name: str, timeout: float) -> str:
+        import socket
+
+        try:
+            infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            raise ProbeError(f"dns: cannot resolve {name} ({error.strerror})") from None
+        if not infos:
+            raise ProbeError(f"dns: no address for {name}")
+        return infos[0][4][0]
+
+
 class DnsResolver:
     """Resolves A records through one DNS server (not the system resolver): UDP, then TCP if truncated."""
 
@@ -140,8 +161,15 @@ class ProbeRunner:
         url = urlsplit(probe.url)
         self.host = url.hostname or ""
         self.port = url.port or (443 if url.scheme == "https" else 80)
-        self.resolver = DnsResolver(probe.nameserver) if probe.nameserver else None
         self.connect_to = parse_host_port(probe.connect_to, "connect_to") if probe.connect_to else None
+        self.resolver: Any = None
+        if self.connect_to is None and not _is_ip(self.host):
+            self.resolver = DnsResolver(probe.resolver) if probe.resolver else SystemResolver()
+        self.max_age = probe.max_connection_age if probe.reuse_connections else 0.0
+        self._dial_lock = threading.Lock()
+        self._address: str | None = None
+        self._resolved_at = 0.0
+        self.connection = 0  # counts fresh resolutions (new connections)
 
         self.session = requests.Session()
         # Like curl: no proxies, .netrc or CA bundle from the environment (and no per-request lookups of
@@ -156,6 +184,8 @@ class ProbeRunner:
         if self.resolver or self.connect_to:
             # The pool dials an address; the server must still see the name it serves.
             headers.setdefault("Host", url.netloc.rpartition("@")[2])
+        if not probe.reuse_connections:
+            headers["Connection"] = "close"
         self.template = self.session.prepare_request(requests.Request(probe.method, probe.url, headers=headers))
 
     def run_once(self) -> Sample:
@@ -164,10 +194,13 @@ class ProbeRunner:
         cluster: str | None = None
         error: str | None = None
         ok = False
+        address: str | None = self.connect_to[0] if self.connect_to else (self.host if self.resolver is None else None)
+        connection = self.connection
         try:
             request = self.template.copy()
             if self.resolver is not None:
-                request.dial_to = (self.resolver.resolve(self.host, self.timeout), self.port)
+                address, connection = self._dial_address()
+                request.dial_to = (address, self.port)
             elif self.connect_to is not None:
                 request.dial_to = self.connect_to
             remaining = max(0.001, self.timeout - (time.perf_counter() - started))
@@ -194,7 +227,23 @@ class ProbeRunner:
             # Each socket operation has the timeout; the whole answer must fit in it too (curl --max-time).
             ok, error = False, f"timeout: answered after {latency:.2f}s"
         return Sample(probe=self.name, at=self.clock.monotonic(), ok=ok, latency=latency, status=status,
-                      cluster=cluster or None, error=error)
+                      cluster=cluster or None, error=error, address=address, connection=connection,
+                      pinned=self.connect_to is not None)
+
+    def _dial_address(self) -> tuple[str, int]:
+        """The address to dial and the connection's number: the current one while it is younger than
+        ``max_connection_age``; else the name is resolved again and the old connections are closed, so the
+        next request dials afresh (as a client whose connection ended would)."""
+        with self._dial_lock:
+            now = time.monotonic()
+            if self._address is None or now - self._resolved_at >= self.max_age:
+                address = self.resolver.resolve(self.host, self.timeout)
+                if self._address is not None:
+                    for adapter in self.session.adapters.values():
+                        adapter.poolmanager.clear()  # idle keep-alive connections closed
+                self._address, self._resolved_at = address, now
+                self.connection += 1
+            return self._address, self.connection
 
     def close(self) -> None:
         self.session.close()
@@ -277,11 +326,19 @@ class SampleBuffer:
 
 # -- the prober ------------------------------------------------------------------------------------------
 class HttpProber:
-    """Runs every probe on its schedule between :meth:`start` and :meth:`stop`."""
+    """Runs every probe on its schedule between :meth:`start` and :meth:`stop`.
+
+    Each probe that follows DNS also gets one companion per side (``<probe>@green``), which sends the same
+    request straight to that side's address from the records (:meth:`set_side_addresses`, refreshed every
+    step): at a 10% step a public probe sees green in about one answer in ten, so a green that fails every
+    request would take many seconds to show; its companion shows it within ``max_consecutive_failures``
+    intervals, whatever the weight. Companions are pinned: they never count for the traffic gate.
+    """
 
     def __init__(self, probes: Sequence[ProbeConfig], *, clock: Clock | None = None,
                  buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        self._probes = tuple(probes)
+        self._probes: list[ProbeConfig] = list(probes)
+        self._configured = len(self._probes)
         self._clock = clock or SystemClock()
         self._buffer = SampleBuffer(buffer_size)
         self._limits = [in_flight_limit(p) for p in self._probes]
@@ -290,13 +347,16 @@ class HttpProber:
         self._counts_lock = threading.Lock()
         self._sent = [0] * len(self._probes)
         self._skipped = [0] * len(self._probes)
+        self._retired: set[int] = set()
+        self._added: list[int] = []
+        self._companions: dict[tuple[str, str], tuple[int, str]] = {}  # (probe, side) -> (index, address)
         self._stop = threading.Event()
         self._scheduler: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     @property
     def names(self) -> Sequence[str]:
-        return tuple(p.name for p in self._probes)
+        return tuple(p.name for p in self._probes[: self._configured])
 
     def start(self) -> None:
         if self._scheduler is not None:
@@ -306,9 +366,39 @@ class HttpProber:
             return
         self._runners = [ProbeRunner(p, clock=self._clock, pool_size=limit)
                          for p, limit in zip(self._probes, self._limits)]
-        self._pool = ThreadPoolExecutor(max_workers=sum(self._limits), thread_name_prefix="bluegreen-probe")
+        # Room for one companion per side of every probe that follows DNS.
+        workers = sum(self._limits) * 3
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bluegreen-probe")
         self._scheduler = threading.Thread(target=self._schedule, name="bluegreen-probe-scheduler", daemon=True)
         self._scheduler.start()
+
+    def set_side_addresses(self, addresses: dict[str, str]) -> None:
+        """``{side: address}``: (re)point each DNS-following probe's companion for that side."""
+        if not self._runners:
+            return
+        with self._counts_lock:
+            for base in list(self._probes[: self._configured]):
+                if base.connect_to is not None or not base.direct_sides:
+                    continue
+                port = urlsplit(base.url).port or (443 if base.url.startswith("https") else 80)
+                for side, address in addresses.items():
+                    current = self._companions.get((base.name, side))
+                    if current is not None and current[1] == address:
+                        continue
+                    if current is not None:
+                        self._retired.add(current[0])
+                    host = f"[{address}]" if ":" in address else address
+                    companion = replace(base, name=f"{base.name}@{side}", connect_to=f"{host}:{port}")
+                    limit = in_flight_limit(companion)
+                    self._probes.append(companion)
+                    self._limits.append(limit)
+                    self._runners.append(ProbeRunner(companion, clock=self._clock, pool_size=limit))
+                    self._in_flight.append(0)
+                    self._sent.append(0)
+                    self._skipped.append(0)
+                    index = len(self._probes) - 1
+                    self._companions[(base.name, side)] = (index, address)
+                    self._added.append(index)
 
     def drain(self) -> list[Sample]:
         return self._buffer.drain()
@@ -327,9 +417,10 @@ class HttpProber:
     def stats(self) -> dict[str, Any]:
         """Requests sent and ticks skipped per probe (too many in flight), and samples dropped (buffer full)."""
         with self._counts_lock:
+            names = [p.name for p in self._probes]
             return {
-                "sent": dict(zip(self.names, self._sent)),
-                "skipped": dict(zip(self.names, self._skipped)),
+                "sent": dict(zip(names, self._sent)),
+                "skipped": dict(zip(names, self._skipped)),
                 "dropped": self._buffer.dropped,
                 "buffered": len(self._buffer),
             }
@@ -340,10 +431,20 @@ class HttpProber:
         due = [(now, index) for index in range(len(self._probes))]
         heapq.heapify(due)
         while not self._stop.is_set():
+            with self._counts_lock:
+                added, self._added = self._added, []
+            for index in added:
+                heapq.heappush(due, (time.monotonic(), index))
+            if not due:
+                self._stop.wait(0.05)
+                continue
             when, index = due[0]
+            if index in self._retired:
+                heapq.heappop(due)
+                continue
             wait = when - time.monotonic()
             if wait > 0:
-                self._stop.wait(wait)
+                self._stop.wait(min(wait, 0.05))
                 continue
             self._fire(index)
             interval = self._probes[index].interval
@@ -377,3 +478,41 @@ class HttpProber:
             with self._counts_lock:
                 self._in_flight[index] -= 1
         self._buffer.add(sample)
+
+
+# -- telling the sides apart ------------------------------------------------------------------------------
+class SideAddressBook:
+    """Builds the engine's :class:`~bluegreen.core.judgement.SideMap` from the live records at each step: the
+    A/AAAA values of each side's record set, and for alias and CNAME sets the addresses their targets resolve
+    to now (through every resolver the probes use), plus the cluster names that mean each side."""
+
+    def __init__(self, probes: Sequence[ProbeConfig], cluster_names: dict[str, str], *,
+                 prober: "HttpProber | None" = None) -> None:
+        self.prober = prober  # its side companions follow the first address of each side
+        self.resolvers: list[Any] = [SystemResolver()]
+        for probe in probes:
+            if probe.resolver and probe.connect_to is None:
+                self.resolvers.append(DnsResolver(probe.resolver))
+        self.cluster_names = dict(cluster_names)
+
+    def __call__(self, live) -> Any:
+        from bluegreen.core.judgement import SideMap
+
+        addresses: dict[str, str] = {}
+        for record in live.records:
+            for side in ("blue", "green"):
+                for value in record.values_of(side):
+                    if _is_ip(value):
+                        addresses[value] = side
+                    else:  # an alias target or a CNAME: what it resolves to now
+                        for resolver in self.resolvers:
+                            try:
+                                addresses[resolver.resolve(value, 1.0)] = side
+                            except ProbeError:
+                                continue
+        if self.prober is not None:
+            first = {}
+            for address, side in addresses.items():
+                first.setdefault(side, address)
+            self.prober.set_side_addresses(first)
+        return SideMap(addresses=addresses, clusters=self.cluster_names)

@@ -70,7 +70,7 @@ def run_verify(config: Config, cluster: str = "green", *, connect: Connector | N
             ref_apps=[AppStatus(a.name, a.sync, a.health) for a in ref_apps],
             tgt_apps=[AppStatus(a.name, a.sync, a.health) for a in tgt_apps],
             ref_names=_name_tokens(ref_spec, ref_secret), tgt_names=_name_tokens(target_spec, tgt_secret),
-            workloads=[WorkloadStatus(w.kind, w.namespace, w.name, w.desired, w.available) for w in workloads],
+            workloads=workloads,
             workload_namespaces=options.workload_namespaces,
             extra_ignore=options.ignore_keys, ignore_applications=options.ignore_applications,
             extra_checks=checks,

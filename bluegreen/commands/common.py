@@ -10,10 +10,11 @@ from bluegreen.environment import Environment
 
 EXIT_CODES_HELP = """exit codes:
   0  done
-  1  unexpected error, an interrupted run, or a rollback that failed (the message says where traffic is)
+  1  unexpected error, a cluster that cannot be reached, an interrupted run, or a rollback that failed (the
+     message says where traffic is)
   2  bad input or configuration (nothing was changed)
   3  the gates failed (traffic rolled back, or held where gates.on_fail / on_both_failing say hold), or
-     verify found the cluster not ready
+     verify or preflight found the cluster not ready
   4  another run holds the lock
   5  aborted: the weights were changed by someone else during the run (or the lock was taken over)
 """
@@ -66,3 +67,33 @@ def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return int(text)
+
+
+def pick_run(store, config, run_id: str | None):
+    """The journaled run ``run_id`` (with its events), or the migration's latest shift (else its latest run
+    of any command) when ``run_id`` is None. ConfigError (exit 2) when there is none."""
+    from bluegreen.errors import ConfigError
+
+    if run_id:
+        record = store.get_run(run_id)
+        if record is None or record.name != config.name:
+            raise ConfigError(f"no run {run_id!r} in the journal of {config.name!r}",
+                              hint="`bluegreen history` lists the runs")
+        return record
+    latest = store.last_run(config.name, "shift") or store.last_run(config.name, None)
+    if latest is None:
+        raise ConfigError(f"the journal of {config.name!r} holds no run yet",
+                          hint="run `bluegreen shift` first (state.path / state.table says where the journal is)")
+    return store.get_run(latest.run_id)
+
+
+def cluster_sides(config) -> dict[str, str]:
+    """Names a probe may report a cluster by (Route 53 set identifiers, ArgoCD cluster names) -> side."""
+    sides = {config.route.blue: "blue", config.route.green: "green"}
+    if config.clusters is not None:
+        for side in ("blue", "green"):
+            spec = config.clusters.side(side)
+            for name in (spec.name, spec.access.eks):
+                if name:
+                    sides[name] = side
+    return sides

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="check everything and print the plan and its duration; change nothing")
     parser.add_argument("--skip-verify", action="store_true",
                         help="do not run `verify` on the target cluster first (logged as such)")
+    parser.add_argument("--preflight", action="store_true",
+                        help="run `preflight` on the target first; error-level findings refuse the shift "
+                             "(also preflight.gate_shift: true)")
     parser.add_argument("--resume", action="store_true",
                         help="read the live weights, find where they sit in the plan, continue from the next step")
     parser.add_argument("--max-steps", type=positive_int, metavar="N",
@@ -96,7 +99,9 @@ def _run(args, env, config, router, steps, bake, log_format) -> int:
 
     prober = _prober(config)
     notifier = _notifier(config, env)
+    metric_source = _metric_source(config, env)  # every metric gate answers for blue, or exit 2 naming it
     _verify_target(args, config)
+    _preflight_target(args, config)
     live = router.read()  # the records exist and agree with each other
     router.preflight(live)  # e.g. records owned by external-dns, objects missing: refused before the lock
     if args.dry_run:
@@ -108,10 +113,32 @@ def _run(args, env, config, router, steps, bake, log_format) -> int:
         emit(args, env, data, text)
         return 0
     # The plan itself is made under the lock: another run may be moving the weights right now (exit 4).
-    return _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_format)
+    return _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_format, metric_source)
 
 
-def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_format) -> int:
+def _metric_source(config, env: Environment):
+    """The metric and alarm gates' source, checked once before any change: each query parses and returns
+    data for blue (Prometheus), each metric exists for blue's dimensions (CloudWatch)."""
+    if not config.gates.metrics:
+        return None
+    from bluegreen.adapters.aws import client
+    from bluegreen.adapters.metrics import MetricSources
+
+    names = {config.route.blue: "blue", config.route.green: "green"}
+    clusters = {side: ident for ident, side in names.items()}
+    if config.clusters is not None:
+        clusters = {"blue": config.clusters.blue.name, "green": config.clusters.green.name}
+    from bluegreen.core.clock import SystemClock
+
+    # The run's stop event ends a source's retries at once (SIGTERM while Prometheus does not answer).
+    source = MetricSources(clusters=clusters, cloudwatch=lambda: client(config.aws, "cloudwatch"),
+                           environ=env.environ, clock=SystemClock(env.stop))
+    for spec in config.gates.metrics:
+        source.preflight_check(spec)
+    return source
+
+
+def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_format, metric_source=None) -> int:
     from bluegreen import render
     from bluegreen.core.clock import SystemClock
     from bluegreen.core.engine import OnInterrupt, ShiftEngine
@@ -136,10 +163,15 @@ def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_
             "resume": args.resume, "config_digest": _digest(config),
         })
         run.check_stop()
-        sink = LogSink(env.stderr, tty=log_format == "console" and isatty(env.stderr))
+        panel = _live_panel(env, config, log_format, run.run_id)  # None off a terminal: logs as before
+        sink = LogSink(panel.log_stream if panel else env.stderr,
+                       tty=panel is None and log_format == "console" and isatty(env.stderr))
 
         def on_event(event) -> None:
-            sink(event)
+            if panel is not None:
+                panel(event)
+            if panel is None or event.kind != "hold":  # the panel shows the hold; no countdown line
+                sink(event)
             run(event)
             if env.on_event is not None:
                 env.on_event(event)
@@ -148,9 +180,14 @@ def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_
             router, prober if plan.steps else NoProbes(), SystemClock(env.stop), config.gates,
             on_event=on_event, check_interval=config.shift.check_interval, stop=env.stop,
             on_interrupt=OnInterrupt(config.shift.on_interrupt), lock_lost=run.lock_lost,
-            check_lock=lambda: run.check_lock(config.shift.check_interval),
+            check_lock=lambda: run.check_lock(config.shift.check_interval), sides=_side_map(config, prober),
+            metric_source=metric_source,
         )
-        result = engine.run(plan, live=live)
+        try:
+            result = engine.run(plan, live=live)
+        finally:
+            if panel is not None:
+                panel.close()
         if budget.deferred and result.outcome.value == "completed":
             result.reason = (f"advanced {len(plan.steps)} step(s) (--max-steps {args.max_steps}); "
                              f"left for later runs: {', '.join(f'{p}%' for p in budget.deferred)}")
@@ -160,6 +197,19 @@ def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_
     data.update(exit_code=int(code), run_id=run.run_id, migration=config.name, deferred=list(budget.deferred))
     emit(args, env, data, render.result_text(data))
     return code
+
+
+def _side_map(config, prober):
+    """What tells the sides apart in the probes' samples: each side's record values (resolved for aliases)
+    and the names its cluster answers with (the SetIdentifier, the cluster's name)."""
+    if not config.probes:
+        return None
+    from bluegreen.adapters.probes import SideAddressBook
+
+    names = {config.route.blue: "blue", config.route.green: "green"}
+    if config.clusters is not None:
+        names.update({config.clusters.blue.name: "blue", config.clusters.green.name: "green"})
+    return SideAddressBook(config.probes, names, prober=prober if hasattr(prober, "set_side_addresses") else None)
 
 
 def _digest(config) -> str | None:
@@ -209,3 +259,40 @@ def _verify_target(args: argparse.Namespace, config) -> None:
             f"{args.to} is not ready for traffic; no weight was changed:\n  - {reasons}",
             hint=f"fix the reasons above (`bluegreen verify --cluster {args.to}`), or pass --skip-verify")
     log.info("verify_passed", cluster=args.to)
+
+
+def _preflight_target(args: argparse.Namespace, config) -> None:
+    """With --preflight (or preflight.gate_shift), error-level preflight findings on the target refuse the
+    shift before any weight changes (exit 3)."""
+    if not (getattr(args, "preflight", False) or config.preflight.gate_shift):
+        return
+    from bluegreen.clusters.preflight import run_cluster_preflight
+
+    report = run_cluster_preflight(config, args.to)
+    import structlog
+
+    structlog.get_logger("bluegreen").info("preflight_checked", cluster=args.to, passed=not report.has_errors,
+                                           counts=report.as_dict()["counts"], ignored=report.ignored)
+    if report.has_errors:
+        errors = [f"{f.code} {f.object}: {f.what}" for f in report.findings if f.severity.value == "error"]
+        raise ShiftFailed(
+            f"preflight found {len(errors)} error(s) on {args.to}; no weight was changed:\n  - "
+            + "\n  - ".join(errors),
+            hint=f"fix them (`bluegreen preflight --cluster {args.to}` explains each), or silence one with "
+                 "preflight.ignore")
+
+
+def _live_panel(env: Environment, config, log_format: str, run_id: str):
+    """On a terminal with console logs: the live panel on stderr, with log lines printed above it. None
+    elsewhere (a pipe, a CI log, a Job, TERM=dumb, --log-format json), where the logs tell the story."""
+    if log_format != "console":
+        return None
+    from bluegreen import logs
+    from bluegreen.output.panel import LivePanel
+
+    panel = LivePanel(env.stderr, gates=config.gates, environ=env.environ)
+    if panel.mode != "live":
+        return None
+    panel.view.run_id, panel.view.migration = run_id, config.name
+    logs.configure("console", panel.log_stream)
+    return panel

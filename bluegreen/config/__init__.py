@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 from bluegreen.config.clusters import ClustersConfig, VerifyConfig, ProvisionConfig, parse_clusters, \
     parse_provision, parse_verify
 from bluegreen.config.fields import check_keys
+from bluegreen.config.preflight import PreflightConfig, parse_preflight
 from bluegreen.config.probes import ProbeConfig, parse_probes
 from bluegreen.config.route import RecordRef, RouteConfig, parse_route
 from bluegreen.config.sections import (AwsConfig, NotifyConfig, ShiftConfig, StateConfig, parse_aws, parse_gates,
@@ -26,7 +27,7 @@ from bluegreen.config.sections import (AwsConfig, NotifyConfig, ShiftConfig, Sta
 from bluegreen.core.verdict import Gates
 from bluegreen.errors import ConfigError
 
-__all__ = ["AwsConfig", "ClustersConfig", "Config", "ConfigError", "NotifyConfig", "ProbeConfig",
+__all__ = ["AwsConfig", "ClustersConfig", "Config", "ConfigError", "NotifyConfig", "PreflightConfig", "ProbeConfig",
            "ProvisionConfig", "RecordRef", "RouteConfig", "ShiftConfig", "StateConfig", "VerifyConfig",
            "config_path", "load_config", "parse_config"]
 
@@ -46,6 +47,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "clusters": lambda raw: None if raw is None else parse_clusters(raw),
     "verify": parse_verify,
     "provision": parse_provision,
+    "preflight": parse_preflight,
 }
 SECTIONS = ("name",) + tuple(_PARSERS)
 ALL = frozenset(SECTIONS)
@@ -64,6 +66,7 @@ class Config:
     clusters: ClustersConfig | None = None
     verify: VerifyConfig = VerifyConfig()
     provision: ProvisionConfig = ProvisionConfig()
+    preflight: PreflightConfig = PreflightConfig()
     path: Path | None = None
     # Mistakes in sections the command does not use, as `key: message` lines: log them as warnings.
     warnings: tuple[str, ...] = ()

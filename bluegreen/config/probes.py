@@ -12,7 +12,7 @@ from bluegreen.errors import ConfigError
 
 _PROBE_KEYS = {"name", "url", "method", "expect_status", "body_contains", "cluster_pattern", "cluster_header",
                "resolver", "nameserver", "connect_to", "headers", "interval", "timeout", "verify_tls",
-               "max_connection_age", "reuse_connections"}
+               "max_connection_age", "reuse_connections", "direct_sides"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class ProbeConfig:
     # connections only").
     max_connection_age: float = 1.0
     reuse_connections: bool = True
+    # Also send the request straight to each side's address from the records (a companion `<name>@<side>`),
+    # so a broken green shows within a few intervals at any weight. Off for a probe that must only ever
+    # reach the service the way its clients do.
+    direct_sides: bool = True
 
     @property
     def pinned(self) -> bool:
@@ -120,6 +124,7 @@ def _probe(item: Any, where: str) -> ProbeConfig:
         verify_tls=fields.boolean("verify_tls", True),
         max_connection_age=fields.duration("max_connection_age", 1.0, hi=3600.0),
         reuse_connections=fields.boolean("reuse_connections", True),
+        direct_sides=fields.boolean("direct_sides", True),
     )
 
 

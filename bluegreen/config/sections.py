@@ -109,6 +109,10 @@ def parse_gates(raw: Any) -> Gates:
                               hint=f"did you mean {close[0]!r}?" if close else
                               f"gates: {', '.join(OBSERVABLE_GATES)}")
     traffic = fields.section("traffic", {"enabled", "tolerance_floor", "min_samples"})
+    from bluegreen.core.metric_gates import parse_alarms, parse_metric_gates
+
+    metrics = parse_metric_gates(fields.raw.get("metrics"), where="gates.metrics")
+    alarms = parse_alarms(fields.raw.get("alarms"), where="gates.alarms")
     return Gates(
         min_success_ratio=fields.number("min_success_ratio", lo=0.0, hi=1.0, default=0.99),
         max_p95_latency=fields.duration("max_p95_latency", 2.0, above_zero=True, hi=3600.0),
@@ -123,6 +127,7 @@ def parse_gates(raw: Any) -> Gates:
         traffic_check=traffic.boolean("enabled", True),
         traffic_tolerance_floor=traffic.number("tolerance_floor", lo=0.0, hi=1.0, default=0.05),
         traffic_min_samples=traffic.integer("min_samples", lo=1, hi=1_000_000, default=10),
+        metrics=tuple(metrics) + ((alarms,) if alarms is not None else ()),
     )
 
 

@@ -21,7 +21,8 @@ from bluegreen.core.clock import Clock
 from bluegreen.core.events import EventKind as K
 from bluegreen.core.plan import ShiftPlan, Step
 from bluegreen.core.ports import Event, EventSink, Prober, TtlSpec, WeightRouter
-from bluegreen.core.verdict import Gates, SampleWindow, Summary, Verdict, judge
+from bluegreen.core.judgement import SideMap, StepWindows, judge_step
+from bluegreen.core.verdict import Gates, SampleWindow, Summary, Verdict
 from bluegreen.core.weights import LiveState, SideWeights
 from bluegreen.errors import BlueGreenError, WeightsChangedExternally, shorten
 
@@ -51,7 +52,10 @@ class StepReport:
     change_ids: list[str] = field(default_factory=list)
     hold_seconds: float = 0.0
     probes: dict[str, Summary] = field(default_factory=dict)
+    sides: dict[str, dict] = field(default_factory=dict)  # per side, over every probe that follows DNS
+    metric_gates: dict = field(default_factory=dict)  # the metric gates' verdict (metric_gates.as_dict())
     verdict: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -61,7 +65,10 @@ class StepReport:
             "change_ids": list(self.change_ids),
             "hold_seconds": round(self.hold_seconds, 3),
             "probes": {name: s.as_dict() for name, s in self.probes.items()},
+            "sides": self.sides,
+            "metric_gates": self.metric_gates,
             "verdict": self.verdict,
+            "warnings": list(self.warnings),
         }
 
 
@@ -102,6 +109,15 @@ class _InterruptRequested(Exception):
     pass
 
 
+class _Held(Exception):
+    """A gate failed and policy says hold (``gates.on_fail: hold``, or both sides failing with
+    ``gates.on_both_failing: hold``): keep the weights, stop advancing."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__("; ".join(verdict.reasons))
+        self.verdict = verdict
+
+
 class _LockLost(Exception):
     """Someone took the migration's lock over (``bluegreen rollback`` does): never write again."""
 
@@ -121,6 +137,8 @@ class ShiftEngine:
         on_interrupt: OnInterrupt = OnInterrupt.ROLLBACK,
         lock_lost: threading.Event | None = None,
         check_lock: Callable[[], None] | None = None,
+        sides: Callable[[LiveState], SideMap] | None = None,
+        metric_source=None,
     ) -> None:
         self.router = router
         self.prober = prober
@@ -135,6 +153,11 @@ class ShiftEngine:
         # Asks the lock store whether the lock is still ours (sets ``lock_lost`` when not): called once per
         # check interval, so an on-call `rollback` that takes the lock over stops this run within one.
         self.check_lock = check_lock or (lambda: None)
+        # What tells the sides apart (their addresses, their cluster names), from the state read at each step.
+        self.sides = sides or (lambda live: SideMap())
+        # Reads metric and alarm gates (bluegreen.core.metric_gates.MetricSource); None: no metric gates.
+        self.metric_source = metric_source if gates.metrics else None
+        self._side_map = SideMap()
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self, plan: ShiftPlan, *, live: LiveState | None = None) -> ShiftResult:
@@ -165,6 +188,16 @@ class ShiftEngine:
             self.emit(Event(K.SHIFT_COMPLETED, {"weights": self._last_written.as_dict(), "target": plan.target}))
         except _GatesFailed as failed:
             self._roll_back(plan, result, reason="; ".join(failed.verdict.reasons))
+        except _Held as held:
+            result.outcome = Outcome.HELD
+            result.final_weights = self._last_written
+            why = ("both sides are failing, so rolling back would not help" if held.verdict.outcome.value ==
+                   "both_failing" else "gates.on_fail: hold")
+            result.reason = (f"holding at {self._last_written} ({why}): {'; '.join(held.verdict.reasons)}. "
+                             f"Decide: `bluegreen rollback --to {plan.source}`, or `bluegreen shift --to "
+                             f"{plan.target} --resume` once it is fixed")
+            self.emit(Event(K.HELD, {"weights": self._last_written.as_dict(), "reasons": list(held.verdict.reasons),
+                                     "both_failing": held.verdict.outcome.value == "both_failing"}))
         except _Conflict as conflict:
             self._conflict(result, conflict.found, f"stopped without touching the records: {conflict}. Someone "
                            "ran `bluegreen rollback` or edited the records; check `bluegreen status`.",
@@ -193,11 +226,14 @@ class ShiftEngine:
 
     # -- acts --------------------------------------------------------------------------------------
     def _read(self) -> LiveState:
-        """The live state: the one the caller handed over (once), else a fresh read."""
+        """The live state: the one the caller handed over (once), else a fresh read. The side map is
+        refreshed from it (alias targets may resolve to new addresses)."""
         if self._live is not None:
             live, self._live = self._live, None
-            return live
-        return self.router.read()
+        else:
+            live = self.router.read()
+        self._side_map = self.sides(live)
+        return live
 
     def _ensure_unchanged(self) -> LiveState:
         live = self._read()
@@ -282,26 +318,57 @@ class ShiftEngine:
         self._apply(self._last_written, live=live, ttl=plan.restore_ttl, label="restore-ttl")
 
     def _hold(self, plan: ShiftPlan, report: StepReport, label: str, seconds: float) -> None:
-        """Wait ``seconds`` while probes run; raise _GatesFailed as soon as the verdict fails."""
-        windows = {name: SampleWindow() for name in self.prober.names}
-        deadline = self.clock.monotonic() + seconds
-        next_progress = self.clock.monotonic()
+        """Wait ``seconds`` while probes run; judge each side every check interval, and at the end whether
+        traffic moved. A failed verdict raises _GatesFailed (roll back) or _Held (keep the weights)."""
+        start = self.clock.monotonic()
+        deadline = start + seconds
+        # Answers cached before the change may be served until the TTL in force has expired.
+        settle_at = start + min(seconds, plan.step_ttl() + plan.ttl_margin)
+        max_draws = 1 + int(max(0.0, deadline - settle_at) / max(1, plan.step_ttl())) if plan.step_ttl() else None
+        windows = StepWindows(self._side_map, settle_at=settle_at, max_draws=max_draws)
+        for name in self.prober.names:
+            windows.probes.setdefault(name, SampleWindow())
+        share = report.weights.share(plan.target)
+        next_progress = start
+        seen: set[str] = set()
+        metrics = None
+        if self.metric_source is not None:
+            from bluegreen.core.metric_gates import MetricGateRunner
+
+            # One runner per hold: the counts restart when the traffic split changes.
+            metrics = MetricGateRunner(self.gates.metrics, started_at=start, target=plan.target)
         while True:
             self._check_stop()
             for sample in self.prober.drain():
-                windows.setdefault(sample.probe, SampleWindow()).add(sample)
-            report.probes = {name: w.summary() for name, w in windows.items()}
-            verdict = judge(report.probes, self.gates)
-            report.verdict = verdict.outcome.value
-            if verdict.failed:
-                self.emit(Event(K.GATES_FAILED, {"step": label, "reasons": list(verdict.reasons)}))
-                raise _GatesFailed(verdict)
+                windows.add(sample)
             now = self.clock.monotonic()
             remaining = deadline - now
+            verdict = judge_step(windows, self.gates, target=plan.target, target_share=share,
+                                 final=remaining <= 0)
+            if metrics is not None:
+                verdict = self._with_metrics(verdict, metrics, report, now)
+            report.probes = windows.summaries()
+            report.sides = windows.per_side()
+            report.verdict = verdict.outcome.value
+            for note in verdict.observed + verdict.warnings:
+                if note not in seen:
+                    seen.add(note)
+                    self.emit(Event(K.GATES_OBSERVED, {"step": label, "reason": note,
+                                                       "observe_only": note in verdict.observed}))
+                    if note in verdict.warnings:
+                        report.warnings.append(note)
+            if verdict.failed:
+                both = verdict.outcome.value == "both_failing"
+                self.emit(Event(K.BOTH_FAILING if both else K.GATES_FAILED,
+                                {"step": label, "reasons": list(verdict.reasons), "sides": report.sides,
+                                 "metric_gates": report.metric_gates}))
+                policy = self.gates.on_both_failing if both else self.gates.on_fail
+                raise (_Held if policy == "hold" else _GatesFailed)(verdict)
             if now >= next_progress or remaining <= 0:
                 self.emit(Event(K.HOLD, {
                     "step": label, "remaining_seconds": round(max(remaining, 0.0), 1),
-                    "verdict": verdict.outcome.value,
+                    "verdict": verdict.outcome.value, "weights": report.weights.as_dict(),
+                    "sides": report.sides,
                     "share": {name: s.cluster_share() for name, s in report.probes.items()},
                     "samples": sum(s.samples for s in report.probes.values()),
                 }))
@@ -309,6 +376,22 @@ class ShiftEngine:
             if remaining <= 0:
                 return
             self.clock.sleep(min(self.check_interval, remaining))
+
+    def _with_metrics(self, verdict: Verdict, runner, report: StepReport, now: float) -> Verdict:
+        """Measure the metric gates that are due and fold their verdict into the probes'."""
+        from dataclasses import replace
+
+        from bluegreen.core.metric_gates import measure_due
+        from bluegreen.core.verdict import Outcome as VerdictOutcome
+
+        measure_due(runner, self.metric_source, now=now, wall=self.clock.wall())
+        gates = runner.verdict()
+        report.metric_gates = gates.as_dict()
+        if gates.failed and not verdict.failed:
+            return replace(verdict, outcome=VerdictOutcome.FAILED, reasons=verdict.reasons + gates.reasons)
+        if gates.failed:
+            return replace(verdict, reasons=verdict.reasons + gates.reasons)
+        return verdict
 
     def _check_stop(self) -> None:
         self.check_lock()

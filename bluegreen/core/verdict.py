@@ -19,8 +19,11 @@ class Sample:
     ok: bool
     latency: float  # seconds
     status: int | None = None  # HTTP status, None when no answer
-    cluster: str | None = None  # which cluster answered, when the probe can tell
+    cluster: str | None = None  # which cluster answered, when the probe can tell (body pattern or header)
     error: str | None = None  # why it failed, short
+    address: str | None = None  # the address the probe dialled (what the name resolved to)
+    connection: int = 0  # which connection carried it: samples on one connection are one DNS draw
+    pinned: bool = False  # dialled a fixed address (connect_to): says nothing about where DNS sends traffic
 
 
 @dataclass(frozen=True)
@@ -38,22 +41,27 @@ class Gates:
     traffic_check: bool = True  # the observed share of each side must follow the weights
     traffic_tolerance_floor: float = 0.05  # the tolerance never goes below this share
     traffic_min_samples: int = 10  # attributed samples a probe needs before its share is judged
+    # Metric and alarm gates (bluegreen.core.metric_gates specs): measured during each hold.
+    metrics: tuple = ()
 
 
 class Outcome(str, enum.Enum):
     PASSING = "passing"
     INCONCLUSIVE = "inconclusive"  # fewer than min_samples and no hard failure yet
     FAILED = "failed"
+    BOTH_FAILING = "both_failing"  # the source side fails as much as the target: rolling back won't help
 
 
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
     reasons: tuple[str, ...] = ()
+    observed: tuple[str, ...] = ()  # failures of observe-only gates: logged and journaled, never acted on
+    warnings: tuple[str, ...] = ()  # e.g. the body says one cluster while the address says the other
 
     @property
     def failed(self) -> bool:
-        return self.outcome is Outcome.FAILED
+        return self.outcome in (Outcome.FAILED, Outcome.BOTH_FAILING)
 
 
 @dataclass(frozen=True)

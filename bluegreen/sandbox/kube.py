@@ -95,6 +95,29 @@ def _split_selector(selector: str) -> list[str]:
     return parts
 
 
+# A key of ``tokens`` that admits EKS IAM tokens (``k8s-aws-v1.`` + a presigned STS GetCallerIdentity URL),
+# as the EKS authenticator does after checking the URL with STS (aws-iam-authenticator, "How it works").
+EKS_TOKENS = "eks-iam-tokens"
+
+
+def _eks_token_ok(token: str) -> bool:
+    """The token is a presigned GetCallerIdentity URL naming a cluster (x-k8s-aws-id signed in). STS itself
+    is not called: the emulator trusts the signature, as moto's STS would."""
+    import base64
+    from urllib.parse import parse_qs, urlsplit
+
+    if not token.startswith("k8s-aws-v1."):
+        return False
+    encoded = token[len("k8s-aws-v1."):]
+    try:
+        url = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except ValueError:
+        return False
+    query = parse_qs(urlsplit(url).query)
+    signed = (query.get("X-Amz-SignedHeaders") or [""])[0].split(";")
+    return query.get("Action") == ["GetCallerIdentity"] and "x-k8s-aws-id" in signed
+
+
 def label_selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
     if not selector:
         return True
@@ -201,7 +224,10 @@ class ApiServerEmulator(KubernetesEmulator):
             return None
         header = next((v for k, v in (request.headers or {}).items() if k.lower() == "authorization"), "") or ""
         scheme, _, token = header.partition(" ")
-        who = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        token = token.strip()
+        who = self.tokens.get(token) if scheme.lower() == "bearer" else None
+        if who is None and scheme.lower() == "bearer" and EKS_TOKENS in self.tokens and _eks_token_ok(token):
+            who = self.tokens[EKS_TOKENS]
         if who is None:
             return _status(401, "Unauthorized", "Unauthorized")
         if request.resource is None or request.action is None:

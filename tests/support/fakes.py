@@ -51,7 +51,8 @@ class MemoryRouter:
 class ScriptedProber:
     """Produces one sample per probe each time it is drained, from a function of the clock and weights."""
 
-    def __init__(self, clock, router, outcome=lambda now, weights: (True, 0.01, "blue"), names=("public",)):
+    def __init__(self, clock, router, outcome=lambda now, weights: (True, 0.01, "green" if weights.green >= 50 else "blue"),
+                 names=("public",)):
         self.clock = clock
         self.router = router
         self.outcome = outcome

@@ -20,7 +20,10 @@ from bluegreen.sandbox.kube import (  # noqa: F401 - re-exported for the tests
 @pytest.fixture(scope="session")
 def kube_servers(tmp_path_factory) -> Iterator[KubeEmulators]:
     """Three emulated clusters (blue, green, hub) for the whole session, and a kubeconfig for them."""
-    servers = KubeEmulators().start(tmp_path_factory.mktemp("kube"))
+    from bluegreen.sandbox.kube import EKS_TOKENS, Identity
+
+    # The kubeconfig's token, and EKS IAM tokens as the EKS authenticator admits them.
+    servers = KubeEmulators(tokens={EKS_TOKENS: Identity("eks-iam-user")}).start(tmp_path_factory.mktemp("kube"))
     try:
         yield servers
     finally:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from bluegreen.core.clock import FakeClock
 from bluegreen.core.engine import ShiftEngine
 from bluegreen.core.verdict import Gates
-from bluegreen.core.weights import SideWeights, build_plan
+from bluegreen.core.plan import build_plan
+from bluegreen.core.weights import SideWeights
 from tests.support.fakes import MemoryRouter, ScriptedProber
 
 GATES = Gates(min_success_ratio=0.95, max_p95_latency=0.8, min_samples=10, max_consecutive_failures=3)
