@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import io
+import re
 import textwrap
 
 import pytest
@@ -26,18 +28,20 @@ def help_of(*argv) -> str:
 
 @pytest.mark.parametrize("name,module_name", [(name, module) for name, module, _ in COMMANDS])
 def test_every_subcommand_help_has_a_description_and_the_exit_codes(name, module_name):
-    import importlib
-
     text = help_of(name)
     description = importlib.import_module(module_name).DESCRIPTION
     assert description, f"{module_name}.DESCRIPTION is empty"
     # argparse re-wraps the description: compare its words.
     assert " ".join(description.split()[:8]) in " ".join(text.split())
-    assert "exit codes:" in text
-    for line in textwrap.dedent(EXIT_CODES_HELP).splitlines()[1:]:
-        code = line.strip().split(" ", 1)[0]
-        if code.isdigit():
-            assert f"\n  {code}  " in text, f"`bluegreen {name} --help` lacks exit code {code}"
+    assert "exit codes:" in text, f"`bluegreen {name} --help` does not list its exit codes"
+    codes = re.findall(r"^  (\d)  \S", text.split("exit codes:", 1)[1], re.M)
+    assert "2" in codes, f"`bluegreen {name} --help` lists exit codes {codes} (2, bad input, applies to all)"
+    # A command without exit codes of its own shows the shared list, whole.
+    if getattr(importlib.import_module(module_name), "EPILOG", None) in (None, EXIT_CODES_HELP):
+        for line in textwrap.dedent(EXIT_CODES_HELP).splitlines()[1:]:
+            code = line.strip().split(" ", 1)[0]
+            if code.isdigit():
+                assert f"\n  {code}  " in text, f"`bluegreen {name} --help` lacks exit code {code}"
 
 
 def test_top_level_help_lists_every_command():

@@ -45,7 +45,7 @@ def test_init_writes_a_config_that_loads_with_what_it_found(tmp_path, moto_endpo
     assert config.aws.endpoint_url == moto_endpoint and config.aws.region == "us-east-1"
     text = path.read_text()
     for section in ("aws:", "route:", "shift:", "probes:", "gates:", "state:", "# notifications:", "# clusters:",
-                    "# verify:", "# provision:"):
+                    "# verify:", "# preflight:", "# provision:"):
         assert f"\n{section}" in text, f"{section} missing from the starter config"
     assert "TTL 300s" in text and "eks-blueprint-blue=100, eks-blueprint-green=0" in text
     # and the next command finds the records with it
