@@ -46,7 +46,8 @@ def build_parser(*, load_commands: Sequence[str] | None = None) -> argparse.Argu
             continue
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, parents=[common], help=help_text, description=module.DESCRIPTION,
-                                 epilog=module.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 epilog=getattr(module, "EPILOG", None) or EXIT_CODES_HELP,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(handler=module.run)
     return parser
@@ -97,7 +98,11 @@ def _report(env: Environment, error: BaseException, code: int, json_logs: bool, 
     if json_logs:
         import json
 
-        line = {"event": "error", "level": "error", "exit_code": code, "message": getattr(error, "message", text)}
+        import structlog
+
+        # The migration (and run id) bound by the command, so the last line is found with the others.
+        line = {**structlog.contextvars.get_contextvars(), "event": "error", "level": "error", "exit_code": code,
+                "message": getattr(error, "message", text)}
         hint = getattr(error, "hint", None)
         if hint:
             line["hint"] = hint

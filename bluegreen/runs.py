@@ -123,12 +123,19 @@ class LockedRun:
 
     # -- lock -----------------------------------------------------------------------------------------
     def __enter__(self) -> "LockedRun":
-        if self.take_over:
-            self.lease = self.store.take_over(self.config.name, self.holder, self.config.state.lease_seconds)
-            if self.lease.previous is not None:
-                log.warning("lock_taken_over", migration=self.config.name, previous=self.lease.previous.describe())
-        else:
-            self.lease = self.store.acquire(self.config.name, self.holder, self.config.state.lease_seconds)
+        # Every log line of the run carries its id and the migration (structlog's merge_contextvars is the
+        # first processor in bluegreen.logs.configure); unbound in __exit__.
+        structlog.contextvars.bind_contextvars(run_id=self.run_id, migration=self.config.name)
+        try:
+            if self.take_over:
+                self.lease = self.store.take_over(self.config.name, self.holder, self.config.state.lease_seconds)
+                if self.lease.previous is not None:
+                    log.warning("lock_taken_over", previous=self.lease.previous.describe())
+            else:
+                self.lease = self.store.acquire(self.config.name, self.holder, self.config.state.lease_seconds)
+        except BaseException:  # no lock, no run: __exit__ will not be called
+            structlog.contextvars.unbind_contextvars("run_id")
+            raise
 
         def lost(error: BaseException) -> None:
             self.record(EventKind.LOCK_LOST, {"holder": str(error)})
@@ -200,3 +207,4 @@ class LockedRun:
             if self.notifier is not None:
                 self.notifier.close(5.0)
             self.store.close()
+            structlog.contextvars.unbind_contextvars("run_id")

@@ -15,6 +15,7 @@ COMMANDS = (
     ("history", "bluegreen.commands.history", "list the migration's runs, or show one run"),
     ("report", "bluegreen.commands.report", "write a run's report: self-contained HTML with its timeline chart, and PNG"),
     ("watch", "bluegreen.commands.watch", "follow a running (or the latest) run from the journal, with the live panel"),
+    ("init", "bluegreen.commands.init", "write a starter config from the weighted records found in Route 53"),
     ("init-state", "bluegreen.commands.init_state", "create the state store (the DynamoDB table, or the SQLite file)"),
     ("completion", "bluegreen.commands.completion", "print the shell completion script (bash or zsh)"),
     ("demo", "bluegreen.commands.demo", "the whole cutover against the embedded sandbox (needs the sandbox extra)"),

@@ -25,11 +25,13 @@ def load(args: argparse.Namespace, env: Environment, *, needs: Iterable[str] | N
     others are logged as warnings."""
     from bluegreen.config import ALL, config_path, load_config
 
+    import structlog
+
     config = load_config(config_path(getattr(args, "config", None), env.environ),
                          needs=ALL if needs is None else needs)
+    # Every log line from here on names the migration (a run adds its run_id: bluegreen.runs.LockedRun).
+    structlog.contextvars.bind_contextvars(migration=config.name)
     if config.warnings:
-        import structlog
-
         for warning in config.warnings:
             structlog.get_logger("bluegreen").warning("config_problem_ignored", problem=warning,
                                                       reason="this command does not use that section")
@@ -41,8 +43,12 @@ def output(args: argparse.Namespace) -> str:
 
 
 def setup_logging(args: argparse.Namespace, env: Environment) -> str:
+    """Configure the log lines; forget what an earlier command in this process bound (migration, run_id)."""
+    import structlog
+
     from bluegreen import logs
 
+    structlog.contextvars.clear_contextvars()
     return logs.configure(getattr(args, "log_format", None), env.stderr)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from bluegreen.commands.common import emit, load, positive_int, setup_logging
+from bluegreen.commands.common import EXIT_CODES_HELP, emit, load, positive_int, setup_logging
 from bluegreen.environment import Environment
 from bluegreen.errors import ConfigError
 
 NAME = "history"
 DESCRIPTION = "List the migration's runs (who, when, outcome), or show one run with every event."
-EPILOG = None
+EPILOG = EXIT_CODES_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

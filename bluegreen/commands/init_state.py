@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from bluegreen.commands.common import emit, load, setup_logging
+from bluegreen.commands.common import EXIT_CODES_HELP, emit, load, setup_logging
 from bluegreen.environment import Environment
 
 NAME = "init-state"
 DESCRIPTION = ("Create the state store named in `state`: the DynamoDB table (pay-per-request), or the SQLite "
                "file. Idempotent.")
-EPILOG = None
+EPILOG = EXIT_CODES_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from bluegreen.commands.common import emit, load, setup_logging
+from bluegreen.commands.common import EXIT_CODES_HELP, emit, load, setup_logging
 from bluegreen.environment import Environment
 
 NAME = "status"
 DESCRIPTION = ("Read the weighted records (and, with `clusters`, each cluster's version and ArgoCD health). "
                "Changes nothing. With the argocd or external-dns driver, a weight ArgoCD asks for that Route 53 "
                "does not hold is flagged as drift.")
-EPILOG = None
+EPILOG = EXIT_CODES_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

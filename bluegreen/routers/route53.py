@@ -288,6 +288,17 @@ class Route53Router:
                 pairs.extend(self._pairs_of(zone, name, found[name], others[name]))
         return LiveState(tuple(self._state_of(pair) for pair in pairs))
 
+    def record_sets(self) -> dict[str, list[dict]]:
+        """Every record set of each name in ``route.records`` as Route 53 lists it (raw dicts), whatever its
+        SetIdentifier; a name with none maps to ``[]``. ``bluegreen init`` learns the pair from these."""
+        found: dict[str, list[dict]] = {}
+        for zone in self.zones():
+            sets: dict[str, list[dict]] = {name: [] for name in zone.records}
+            for rrset in self._list_sets(zone):
+                sets[decode_name(rrset["Name"])].append(rrset)
+            found.update(sets)
+        return found
+
     def _pairs_of(self, zone: _Zone, name: str, by_type: dict[str, dict[str, dict]], others: list[str]) -> list[_Pair]:
         blue_id, green_id = self.route.blue, self.route.green
         if not by_type:
