@@ -17,5 +17,6 @@ COMMANDS = (
     ("watch", "bluegreen.commands.watch", "follow a running (or the latest) run from the journal, with the live panel"),
     ("init-state", "bluegreen.commands.init_state", "create the state store (the DynamoDB table, or the SQLite file)"),
     ("completion", "bluegreen.commands.completion", "print the shell completion script (bash or zsh)"),
+    ("nodes", "bluegreen.commands.nodes", "in-place mode: node groups at a new version inside one cluster, blue/green"),
     ("demo", "bluegreen.commands.demo", "the whole cutover against the embedded sandbox (needs the sandbox extra)"),
 )
