@@ -51,3 +51,60 @@ def test_clean_upgrade_of_two_node_groups(cluster):
     # The journal: a locked run with its steps, the completion time for `finish`.
     code, out, err = run_cli("history", "--config", str(cluster.config_path), "--output", "json")
     assert code == 0 and "nodes-upgrade" in out
+
+
+def test_rwo_deployment_refused_by_default_then_moved_with_scale_to_zero(cluster):
+    cluster.put(PVCS, "data", pvc("ReadWriteOnce"))
+    cluster.put(DEPLOYMENTS, "ledger", deployment("ledger", 1, claims=("data",)))
+    cluster.put(DEPLOYMENTS, "web", deployment("web", 2))
+    cluster.controller.wait_settled()
+    before = cluster.groups()
+    code, out, err = run_cli("nodes", "upgrade", "--cluster", "prod", "--config", str(cluster.config_path))
+    assert code == 3, err
+    assert f"Deployment {NS}/ledger" in out and "ReadWriteOnce" in out and "nodes.rwo: scale-to-zero" in out
+    assert cluster.groups() == before and not any(cluster.nodes().values())  # nothing changed
+
+    cluster.write_config(nodes={"rwo": "scale-to-zero"})
+    code, out, err = run_cli("nodes", "upgrade", "--cluster", "prod", "--config", str(cluster.config_path),
+                             "--output", "json")
+    assert code == 0, err + out
+    result = json.loads(out)
+    assert f"Deployment/{NS}/ledger" in result["moved"]
+    downtime = result["downtime_seconds"][f"Deployment/{NS}/ledger"]
+    assert 0 < downtime < 8
+    ledger = [node for pod, node in cluster.placement().items() if pod.startswith("ledger-")]
+    assert len(ledger) == 1 and ledger[0].endswith(("-1-31-node-0", "-1-31-node-1"))
+    assert cluster.server.get(DEPLOYMENTS, NS, "ledger")["spec"]["replicas"] == 1
+
+
+def test_statefulset_below_the_minimum_is_refused(cluster):
+    cluster.put(STATEFULSETS, "solo", statefulset("solo", 1))
+    cluster.controller.wait_settled()
+    code, out, err = run_cli("nodes", "upgrade", "--cluster", "prod", "--config", str(cluster.config_path))
+    assert code == 3, err
+    assert f"StatefulSet {NS}/solo" in out and "--accept-statefulset-downtime" in out
+    assert set(cluster.groups()) == {"general", "system"}
+    code, out, err = run_cli("nodes", "upgrade", "--cluster", "prod", "--config", str(cluster.config_path),
+                             "--accept-statefulset-downtime", "--output", "json")
+    assert code == 0, err + out
+    assert json.loads(out)["moved"] == [f"StatefulSet/{NS}/solo"]
+
+
+def test_a_pdb_that_allows_no_disruption_blocks_its_workload_by_name(cluster):
+    # One pod of three crash-loops: the budget (minAvailable 2) allows no disruption now.
+    cluster.put(DEPLOYMENTS, "pay", deployment("pay", 3, annotations={"test.bluegreen/unready-pods": "1"}))
+    cluster.put(PDBS, "pay", pdb("pay", minAvailable=2))
+    cluster.put(DEPLOYMENTS, "web", deployment("web", 2))
+    cluster.controller.wait_settled()
+    code, out, err = run_cli("nodes", "upgrade", "--cluster", "prod", "--config", str(cluster.config_path),
+                             "--output", "json")
+    assert code == 3, err + out
+    result = json.loads(out)
+    assert result["outcome"] == "blocked"
+    assert [b["subject"] for b in result["blocked"]] == [f"Deployment/{NS}/pay"]
+    assert f"PodDisruptionBudget {NS}/pay" in result["blocked"][0]["reason"]
+    assert result["moved"] == [f"Deployment/{NS}/web"]
+    # Not forced: its pods are still on the (cordoned) old nodes, and reported.
+    assert any(p.startswith(f"{NS}/pay-") for p in result["left_on_old_nodes"])
+    old = _old_nodes(cluster)
+    assert all(cluster.nodes()[n] for n in old)
