@@ -316,7 +316,7 @@ class Upgrade:
         return self.ctx.env.stop.is_set() or self.run_.lock_lost.is_set()
 
     def _now_text(self) -> str:
-        return dt.datetime.fromtimestamp(self.clock.wall(), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return restarted_at(self.clock.wall())
 
     # -- probes and gates ---------------------------------------------------------------------------
     def _start_probes(self) -> None:
@@ -560,6 +560,12 @@ class Upgrade:
         return sorted(left)
 
 
+def restarted_at(wall: float) -> str:
+    """The annotation's value: RFC 3339 like kubectl's, with microseconds, so a rollback written in the same
+    second as the upgrade's restart still changes the pod template (an unchanged template rolls nothing)."""
+    return dt.datetime.fromtimestamp(wall, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 # -- rollback -----------------------------------------------------------------------------------------------
 def roll_back(ctx: Context, record, *, old_groups, new_groups, target: str) -> dict:
     """Old nodes back in service, new ones cordoned, then what had moved restarted (it can only land on the
@@ -588,7 +594,7 @@ def roll_back(ctx: Context, record, *, old_groups, new_groups, target: str) -> d
         kube.set_unschedulable(name, False)
     for name in plan.cordon:
         kube.set_unschedulable(name, True)
-    at = dt.datetime.fromtimestamp(clock.wall(), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = restarted_at(clock.wall())
     not_back = []
     for move in plan.moves:
         w = move.workload
