@@ -34,6 +34,7 @@ def test_clean_upgrade_of_two_node_groups(cluster):
     code, out, err = run_cli("nodes", "upgrade", "--cluster", "prod", "--config", str(cluster.config_path),
                              "--output", "json")
     assert code == 0, err + out
+    assert "preflight_inventory_read" in err  # preflight ran first, for the target version
     result = json.loads(out)
     assert result["outcome"] == "completed"
     assert sorted(result["moved"]) == [f"Deployment/{NS}/api", f"Deployment/{NS}/web", f"StatefulSet/{NS}/queue"]
