@@ -229,14 +229,14 @@ def _result_text(data: dict) -> str:
 
 
 def _preflight(ctx: Context, target: str) -> None:
-    """The preflight issue's checks for the target version; an error-level finding refuses (exit 3)."""
+    """The preflight checks for the target version, with the config's ``preflight:`` settings (ignore,
+    severity...); an error-level finding refuses (exit 3)."""
     from bluegreen.adapters.inventory import collect_inventory
     from bluegreen.preflight.run import run_preflight
-    from bluegreen.preflight.settings import PreflightSettings
 
     inventory = collect_inventory(ctx.kube.kube, eks=ctx.groups.client, cluster_name=ctx.spec.access.eks,
                                   target_version=target, read_insights=False)
-    report = run_preflight(inventory, target_version=target, settings=PreflightSettings(),
+    report = run_preflight(inventory, target_version=target, settings=ctx.config.preflight.settings,
                            today=dt.date.fromtimestamp(ctx.clock.wall()))
     if report.has_errors:
         ctx.env.print(report.text())
