@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import IO, Callable
+from typing import IO, Any, Callable
 
 
 @dataclass
@@ -19,6 +19,8 @@ class Environment:
     # Hooks for tests and the demo: called with each engine event, after logging.
     on_event: Callable | None = None
     install_signal_handlers: bool = True
+    # The clock commands wait and date by (None: the system clock); tests inject a FakeClock.
+    clock: Any = None
 
     def print(self, text: str = "") -> None:
         self.stdout.write(text + "\n")

@@ -18,5 +18,6 @@ COMMANDS = (
     ("init", "bluegreen.commands.init", "write a starter config from the weighted records found in Route 53"),
     ("init-state", "bluegreen.commands.init_state", "create the state store (the DynamoDB table, or the SQLite file)"),
     ("completion", "bluegreen.commands.completion", "print the shell completion script (bash or zsh)"),
+    ("nodes", "bluegreen.commands.nodes", "in-place mode: node groups at a new version inside one cluster, blue/green"),
     ("demo", "bluegreen.commands.demo", "the whole cutover against the embedded sandbox (needs the sandbox extra)"),
 )

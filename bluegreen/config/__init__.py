@@ -20,10 +20,12 @@ from bluegreen.config.clusters import ClustersConfig, VerifyConfig, ProvisionCon
     parse_provision, parse_verify
 from bluegreen.config.fields import check_keys
 from bluegreen.config.preflight import PreflightConfig, parse_preflight
+from bluegreen.config.nodes import parse_nodes
 from bluegreen.config.probes import ProbeConfig, parse_probes
 from bluegreen.config.route import RecordRef, RouteConfig, parse_route
 from bluegreen.config.sections import (AwsConfig, NotifyConfig, ShiftConfig, StateConfig, parse_aws, parse_gates,
                                        parse_notifications, parse_shift, parse_state)
+from bluegreen.core.nodes import NodesSettings
 from bluegreen.core.verdict import Gates
 from bluegreen.errors import ConfigError
 
@@ -48,6 +50,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "verify": parse_verify,
     "provision": parse_provision,
     "preflight": parse_preflight,
+    "nodes": parse_nodes,
 }
 SECTIONS = ("name",) + tuple(_PARSERS)
 ALL = frozenset(SECTIONS)
@@ -67,6 +70,7 @@ class Config:
     verify: VerifyConfig = VerifyConfig()
     provision: ProvisionConfig = ProvisionConfig()
     preflight: PreflightConfig = PreflightConfig()
+    nodes: NodesSettings = NodesSettings()
     path: Path | None = None
     # Mistakes in sections the command does not use, as `key: message` lines: log them as warnings.
     warnings: tuple[str, ...] = ()

@@ -261,12 +261,32 @@ class ApiServerEmulator(KubernetesEmulator):
                 if content_type == "application/json-patch+json" or isinstance(request.data, list):
                     raise KubernetesError(status=415, reason="UnsupportedMediaType",
                                           message="this emulator takes merge patches only")
+                self._bump_generation(request)
             elif method == "PUT":
                 raise KubernetesError(status=405, reason="MethodNotAllowed",
                                       message="this emulator does not replace objects; use a merge patch")
             elif method == "POST" and request.name is None and isinstance(request.data, dict):
                 self._complete_new_object(request)
         return await super()._handle(request)
+
+    def _bump_generation(self, request) -> None:
+        """A patch that changes a workload's spec raises ``metadata.generation`` by one, in the same write, as
+        the API server does ("generation: a sequence number representing a specific generation of the desired
+        state. Populated by the system", Kubernetes API conventions, metadata). Without it a controller's
+        ``observedGeneration`` would already equal the generation right after a restart or a scale, and
+        ``kubectl rollout status`` logic would call an unstarted rollout complete."""
+        spec = request.data.get("spec") if isinstance(request.data, dict) else None
+        if request.resource.group != "apps" or not isinstance(spec, dict) or request.name is None:
+            return
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return
+        current = self.objects[key]
+        raw = current.raw
+        if not _changes(raw.get("spec") or {}, spec):
+            return
+        generation = int((raw.get("metadata") or {}).get("generation") or 1)
+        request.data.setdefault("metadata", {})["generation"] = generation + 1
 
     @staticmethod
     def _complete_new_object(request) -> None:
@@ -310,6 +330,21 @@ class ApiServerEmulator(KubernetesEmulator):
         result["kind"] = f"{info['kind']}List" if info else "List"
         result["apiVersion"] = f"{resource.group}/{resource.version}" if resource.group else str(resource.version)
         return result
+
+
+def _changes(current: Any, patch: Any) -> bool:
+    """Would this JSON merge patch (RFC 7386) change ``current``?"""
+    if not isinstance(patch, dict):
+        return current != patch
+    if not isinstance(current, dict):
+        return True
+    for key, value in patch.items():
+        if value is None:
+            if key in current:
+                return True
+        elif key not in current or _changes(current[key], value):
+            return True
+    return False
 
 
 _CERTIFICATE: tuple[bytes, bytes] | None = None
