@@ -15,7 +15,7 @@ from typing import Sequence
 
 from bluegreen.commands import COMMANDS
 from bluegreen.commands.common import EXIT_CODES_HELP
-from bluegreen.environment import Environment
+from bluegreen.environment import Environment, SignalsCaught
 from bluegreen.errors import BlueGreenError, ExitCode
 
 __all__ = ["Environment", "build_parser", "main"]
@@ -59,8 +59,6 @@ def _command_named(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
-    from bluegreen.runs import SignalsCaught
-
     env = env or Environment()
     argv = list(sys.argv[1:] if argv is None else argv)
     wanted = _command_named(argv)

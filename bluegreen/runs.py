@@ -12,7 +12,6 @@ The guarantees, whatever happens and wherever it happens:
 
 from __future__ import annotations
 
-import signal
 import threading
 from typing import Any, Callable, Mapping
 
@@ -24,7 +23,7 @@ from bluegreen.core.events import EventKind
 from bluegreen.core.ports import Event
 from bluegreen.core.redact import scrub
 from bluegreen.core.state import Holder, LeaseKeeper, StateStore, new_run_id
-from bluegreen.environment import Environment
+from bluegreen.environment import Environment, SignalsCaught  # noqa: F401 - re-exported
 from bluegreen.errors import BlueGreenError, ExitCode, shorten
 
 log = structlog.get_logger("bluegreen")
@@ -34,26 +33,6 @@ class Interrupted(BlueGreenError):
     """A signal came before the engine started: nothing was changed."""
 
     exit_code = ExitCode.ERROR
-
-
-class SignalsCaught:
-    """SIGTERM and SIGINT set ``env.stop`` (no KeyboardInterrupt in the middle of a write). Installed by
-    the CLI before a command does anything, restored after."""
-
-    def __init__(self, env: Environment) -> None:
-        self.env = env
-        self.previous: dict = {}
-
-    def __enter__(self) -> "SignalsCaught":
-        if not self.env.install_signal_handlers or threading.current_thread() is not threading.main_thread():
-            return self
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.previous[sig] = signal.signal(sig, lambda *_: self.env.stop.set())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 class JournalSink:
