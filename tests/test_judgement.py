@@ -228,3 +228,18 @@ def test_a_mixed_group_restores_each_records_own_ttl():
     assert plan.restore_ttl == {("a.example.com", "A"): 300, ("b.example.com", "A"): 120}
     assert live.mismatches(SideWeights(100, 0), plan.restore_ttl) == []
     assert live.mismatches(SideWeights(100, 0), 300) == ["b.example.com A ttl=120"]
+
+
+def test_a_rollback_that_fails_says_where_traffic_is_and_what_to_run():
+    clock = FakeClock()
+    router = MemoryRouter(SideWeights(100, 0), ttl=5)
+    router.fail_set_at = 2  # the 10% change goes through; the rollback's change does not (Route 53 down)
+    engine, events = _engine(router, SideProber(clock, router, green_ok=False), clock, Gates())
+    plan = build_plan(target="green", steps=[10, 100], start=router.weights, original_ttl=5, cutover_ttl=None,
+                      ttl_margin=0, bake=30)
+    result = engine.run(plan)
+    assert result.outcome is Outcome.ROLLBACK_FAILED and exit_code_for(result.outcome) == ExitCode.ERROR
+    assert "the rollback FAILED" in result.reason and "traffic is at blue=90 green=10" in result.reason
+    assert "`bluegreen rollback --to blue`" in result.reason
+    failed = [e for e in events if e.kind == "rollback_failed"]
+    assert failed and failed[0].data["weights"] == {"blue": 90, "green": 10}
