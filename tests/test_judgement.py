@@ -234,7 +234,8 @@ def test_a_rollback_that_fails_says_where_traffic_is_and_what_to_run():
     clock = FakeClock()
     router = MemoryRouter(SideWeights(100, 0), ttl=5)
     router.fail_set_at = 2  # the 10% change goes through; the rollback's change does not (Route 53 down)
-    engine, events = _engine(router, SideProber(clock, router, green_ok=False), clock, Gates())
+    engine, events = _engine(router, SideProber(clock, router, green_ok=False), clock,
+                             Gates(max_consecutive_failures=0))
     plan = build_plan(target="green", steps=[10, 100], start=router.weights, original_ttl=5, cutover_ttl=None,
                       ttl_margin=0, bake=30)
     result = engine.run(plan)
