@@ -136,3 +136,46 @@ def test_verify_refuses_a_deployment_mid_rollout(tmp_path):
                     Environment(stdout=out, stderr=err_io, install_signal_handlers=False))
         assert code == 3
         assert "rolling out: 1 of 2 updated" in out.getvalue()
+
+
+def test_a_probe_on_the_system_resolver_and_a_dead_green_rolls_back(tmp_path):
+    """The default probe (no `resolver`: the system's) behind a caching resolver: the bug was a keep-alive
+    connection that never resolved again, so the shift completed onto a dead green. The probe runs in a
+    process of its own whose /etc/resolv.conf names a caching resolver in front of the sandbox's DNS
+    (a private mount namespace: nothing on the machine changes)."""
+    import os
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare to give the shift its own /etc/resolv.conf")
+    from bluegreen.sandbox import Sandbox
+    from bluegreen.sandbox.caching_resolver import CachingResolver
+
+    with Sandbox(records=RECORDS, ttl=1) as sb:
+        try:
+            resolver = CachingResolver(sb.dns_address, host="127.0.0.54", port=53).start()
+        except OSError as error:
+            pytest.skip(f"cannot listen on 127.0.0.54:53 for the stand-in system resolver: {error}")
+        try:
+            sb.green.stop()  # nothing answers on green's address
+            config = sb.config_dict(steps=[100], bake="3s", ttl_margin="200ms", green_direct=False)
+            probe = config["probes"][0]
+            probe.pop("nameserver", None)  # the system resolver, as the service's clients use
+            probe["direct_sides"] = False  # only what DNS gives it
+            config["state"] = {"path": str(tmp_path / "state.db")}
+            path = tmp_path / "bluegreen.yaml"
+            path.write_text(yaml.safe_dump(config))
+            resolv = tmp_path / "resolv.conf"
+            resolv.write_text("nameserver 127.0.0.54\noptions timeout:1 attempts:2\n")
+            script = (f"mount --bind {resolv} /etc/resolv.conf && exec {sys.executable} -m bluegreen shift "
+                      f"--to green --config {path} --output json --log-format json")
+            env = dict(os.environ, **sb.aws_environ())
+            proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                                  env=env, timeout=120)
+        finally:
+            resolver.stop()
+        assert proc.returncode == 3, proc.stderr[-2000:]
+        result = json.loads(proc.stdout)
+        assert result["outcome"] == "rolled_back" and "connection refused" in result["reason"]
+        assert set(sb.weights().values()) == {(100, 0)}

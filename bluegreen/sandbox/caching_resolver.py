@@ -115,11 +115,12 @@ class CachingResolver:
     """A caching forwarder on 127.0.0.1 (UDP and TCP, one free port) in front of ``upstream`` ("host:port")."""
 
     def __init__(self, upstream: str, *, host: str = "127.0.0.1", monotonic: Callable[[], float] = time.monotonic,
-                 timeout: float = 2.0) -> None:
+                 timeout: float = 2.0, port: int = 0) -> None:
         upstream_host, _, upstream_port = upstream.rpartition(":")
         if not upstream_host or not upstream_port.isdigit():
             raise ValueError(f"upstream must be host:port, got {upstream!r}")
         self.host = host
+        self._port = port
         self.port: int | None = None
         self._core = _CachingResolverCore(upstream_host, int(upstream_port), monotonic, timeout)
         self._servers: list[Any] = []
@@ -143,7 +144,7 @@ class CachingResolver:
             self._core.cache.clear()
 
     def start(self) -> "CachingResolver":
-        udp, tcp, self.port = bind_dns(self._core, self.host)
+        udp, tcp, self.port = bind_dns(self._core, self.host, self._port)
         self._servers = [udp, tcp]
         for server, label in ((udp, "udp"), (tcp, "tcp")):
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},

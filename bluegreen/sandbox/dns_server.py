@@ -195,21 +195,22 @@ class _TcpServer(socketserver.ThreadingTCPServer):
         return connection, address
 
 
-def bind_dns(resolver: Any, host: str):
-    """(udp server, tcp server, port): a dnslib resolver on one free port, UDP and TCP, not yet serving."""
+def bind_dns(resolver: Any, host: str, port: int = 0):
+    """(udp server, tcp server, port): a dnslib resolver on one port (``port``, or a free one), UDP and TCP,
+    not yet serving. A fixed port is for a resolver that must sit where /etc/resolv.conf can name it (53)."""
     last_error: OSError | None = None
-    for _ in range(20):
-        udp = DNSServer(resolver, address=host, port=0, logger=_QuietLogger(), handler=_Handler,
+    for _ in range(20 if port == 0 else 1):
+        udp = DNSServer(resolver, address=host, port=port, logger=_QuietLogger(), handler=_Handler,
                         server=_UdpServer).server
-        port = udp.server_address[1]
+        bound = udp.server_address[1]
         try:
-            tcp = DNSServer(resolver, address=host, port=port, tcp=True, logger=_QuietLogger(),
+            tcp = DNSServer(resolver, address=host, port=bound, tcp=True, logger=_QuietLogger(),
                             handler=_Handler, server=_TcpServer).server
         except OSError as error:
             last_error = error
             udp.server_close()
             continue
-        return udp, tcp, port
+        return udp, tcp, bound
     raise OSError(f"no port free for both UDP and TCP on {host}: {last_error}")
 
 
