@@ -164,19 +164,16 @@ def _short_time(seconds: float | None) -> str:
 
 
 def runs_text(runs: list[RunRecord], *, lock_holder: Any = None) -> str:
-    """The table ``bluegreen history`` prints (newest first)."""
+    """The journal's runs, newest first, for ``bluegreen history``."""
     if not runs:
         return "no runs journaled for this migration yet\n"
-    rows = [("RUN", "COMMAND", "STARTED (UTC)", "DURATION", "STATUS", "EXIT", "TARGET", "REASON")]
+    rows = []
     for run in runs:
         duration = "-" if run.finished_at is None else f"{run.finished_at - run.started_at:.0f}s"
-        reason = (run.reason or "")[:60]
         rows.append((run.run_id, run.command, _short_time(run.started_at), duration, run.status(lock_holder),
                      "-" if run.exit_code is None else str(run.exit_code), str(run.plan.get("target", "-")),
-                     reason))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1] for row in rows]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+                     (run.reason or "")[:60]))
+    return table(("RUN", "COMMAND", "STARTED (UTC)", "DURATION", "STATUS", "EXIT", "TARGET", "REASON"), rows) + "\n"
 
 
 def _describe_event(kind: str, data: Mapping[str, Any]) -> str:

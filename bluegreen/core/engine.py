@@ -22,7 +22,7 @@ from bluegreen.core.events import EventKind as K
 from bluegreen.core.plan import ShiftPlan, Step
 from bluegreen.core.ports import Event, EventSink, Prober, TtlSpec, WeightRouter
 from bluegreen.core.judgement import SideMap, StepWindows, judge_step
-from bluegreen.core.verdict import Gates, SampleWindow, Summary, Verdict
+from bluegreen.core.verdict import Gates, SampleWindow, Summary, Verdict, VerdictOutcome
 from bluegreen.core.weights import LiveState, SideWeights
 from bluegreen.errors import BlueGreenError, WeightsChangedExternally, shorten
 
@@ -382,7 +382,6 @@ class ShiftEngine:
         from dataclasses import replace
 
         from bluegreen.core.metric_gates import measure_due
-        from bluegreen.core.verdict import Outcome as VerdictOutcome
 
         measure_due(runner, self.metric_source, now=now, wall=self.clock.wall())
         gates = runner.verdict()

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from bluegreen.core.verdict import Gates, Outcome, Sample, SampleWindow, Summary, Verdict
+from bluegreen.core.verdict import Gates, Sample, SampleWindow, Summary, Verdict, VerdictOutcome
 
 UNKNOWN = "unknown"
 TRAFFIC_ALPHA = 0.001  # a 1-in-1000 chance of failing a step whose traffic did move
@@ -186,12 +186,12 @@ def judge_step(windows: StepWindows, gates: Gates, *, target: str, target_share:
         # the target's by more than the allowed increase. Then rolling back would not help.
         source_acted = _as_bad(windows, gates, target=target, source=source)
     if acted and source_acted:
-        return Verdict(Outcome.BOTH_FAILING, tuple(acted + source_acted), tuple(observed), tuple(warnings))
+        return Verdict(VerdictOutcome.BOTH_FAILING, tuple(acted + source_acted), tuple(observed), tuple(warnings))
     if source_acted:
         warnings.extend(f"{reason} (the source side; the target is not to blame)" for reason in source_acted)
     if acted:
-        return Verdict(Outcome.FAILED, tuple(acted), tuple(observed), tuple(warnings))
-    return Verdict(Outcome.INCONCLUSIVE if inconclusive else Outcome.PASSING, (), tuple(observed), tuple(warnings))
+        return Verdict(VerdictOutcome.FAILED, tuple(acted), tuple(observed), tuple(warnings))
+    return Verdict(VerdictOutcome.INCONCLUSIVE if inconclusive else VerdictOutcome.PASSING, (), tuple(observed), tuple(warnings))
 
 
 def _as_bad(windows: StepWindows, gates: Gates, *, target: str, source: str) -> list[str]:

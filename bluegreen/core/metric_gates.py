@@ -42,7 +42,7 @@ class NoData(str, enum.Enum):
 
 
 class GateOutcome(str, enum.Enum):
-    # Same values as bluegreen.core.verdict.Outcome, so the two can be shown (and later merged) side by side.
+    # Same values as bluegreen.core.verdict.VerdictOutcome, so the two can be shown (and later merged) side by side.
     PASSING = "passing"
     INCONCLUSIVE = "inconclusive"
     FAILED = "failed"

@@ -45,7 +45,9 @@ class Gates:
     metrics: tuple = ()
 
 
-class Outcome(str, enum.Enum):
+class VerdictOutcome(str, enum.Enum):
+    """What the gates say about a hold so far (the run's own ending is ``engine.Outcome``)."""
+
     PASSING = "passing"
     INCONCLUSIVE = "inconclusive"  # fewer than min_samples and no hard failure yet
     FAILED = "failed"
@@ -54,14 +56,14 @@ class Outcome(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: Outcome
+    outcome: VerdictOutcome
     reasons: tuple[str, ...] = ()
     observed: tuple[str, ...] = ()  # failures of observe-only gates: logged and journaled, never acted on
     warnings: tuple[str, ...] = ()  # e.g. the body says one cluster while the address says the other
 
     @property
     def failed(self) -> bool:
-        return self.outcome in (Outcome.FAILED, Outcome.BOTH_FAILING)
+        return self.outcome in (VerdictOutcome.FAILED, VerdictOutcome.BOTH_FAILING)
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def judge(summaries: dict[str, Summary], gates: Gates) -> Verdict:
                 f"{gates.max_p95_latency * 1000:.0f}ms over {summary.samples} samples"
             )
     if reasons:
-        return Verdict(Outcome.FAILED, tuple(reasons))
+        return Verdict(VerdictOutcome.FAILED, tuple(reasons))
     if inconclusive:
-        return Verdict(Outcome.INCONCLUSIVE)
-    return Verdict(Outcome.PASSING)
+        return Verdict(VerdictOutcome.INCONCLUSIVE)
+    return Verdict(VerdictOutcome.PASSING)
