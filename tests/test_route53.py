@@ -155,3 +155,37 @@ def test_split_batches_respects_limits_and_never_splits_a_pair():
                    for i in range(3)]
     assert [len(b) for b in split_batches(long_values)] == [2, 2, 2]  # 16,004 chars a pair: two would pass 32,000
     assert split_batches([pair(1)]) == [pair(1)]
+
+
+def test_a_mixed_group_ends_with_each_records_own_ttl_and_aliases_untouched(moto_endpoint, zone):
+    """route.ttl lowers the plain sets only, the hold respects the alias target's TTL, and the restore
+    writes back each record's own TTL (not the largest, not alias_ttl): the whole shift on an injected clock."""
+    from bluegreen.core.engine import Outcome, ShiftEngine
+    from bluegreen.core.plan import assemble_plan
+    from bluegreen.core.ports import NoProbes
+    from bluegreen.core.verdict import Gates
+
+    a = zone.weighted_pair("a", ttl=300)
+    b = zone.weighted_pair("b", ttl=120)
+    c = zone.fqdn("c")
+    target = {"HostedZoneId": "Z35SXDOTRQ7X7K", "EvaluateTargetHealth": True}
+    zone.upsert(
+        {"Name": c, "Type": "A", "SetIdentifier": "eks-blueprint-blue", "Weight": 100,
+         "AliasTarget": {**target, "DNSName": "k8s-blue-1.us-east-1.elb.amazonaws.com."}},
+        {"Name": c, "Type": "A", "SetIdentifier": "eks-blueprint-green", "Weight": 0,
+         "AliasTarget": {**target, "DNSName": "k8s-green-1.us-east-1.elb.amazonaws.com."}})
+    router = _router(moto_endpoint, zone.name, a, b, c, ttl=5)
+    clock = router.clock
+    live = router.read()
+    plan = assemble_plan(live=live, target="green", steps=[10, 100], cutover_ttl=5, alias_ttl=60, ttl_margin=1,
+                         bake=0).plan
+    started = clock.monotonic()
+    result = ShiftEngine(router, NoProbes(), clock, Gates(traffic_check=False)).run(plan, live=live)
+    assert result.outcome is Outcome.COMPLETED
+    ttls = {(r["Name"].rstrip("."), r["SetIdentifier"]): r.get("TTL") for r in zone.dump() if "SetIdentifier" in r}
+    assert ttls[(a, "eks-blueprint-green")] == ttls[(a, "eks-blueprint-blue")] == 300
+    assert ttls[(b, "eks-blueprint-green")] == ttls[(b, "eks-blueprint-blue")] == 120
+    assert ttls[(c, "eks-blueprint-green")] is None and ttls[(c, "eks-blueprint-blue")] is None
+    assert zone.weights(c) == {"eks-blueprint-blue": 0, "eks-blueprint-green": 100}
+    # lower-TTL wait (old 300 + 1), then two steps held for the alias TTL (60 + 1), not the lowered 5 + 1
+    assert clock.monotonic() - started >= 301 + 2 * 61
