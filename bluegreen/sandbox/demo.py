@@ -238,7 +238,9 @@ def run_nodes_demo(env, *, output: str = "text", log_format: str | None = None,
         with NodeController(blue, eks, cluster, interval=0.05) as controller:
             _plant_nodes_workloads(blue)
             controller.wait_settled(timeout=20)
-            config = sandbox.config_dict(green_direct=False, probe_interval="100ms")
+            # The sandbox's gates, with room for a loaded machine: the demo shows the probe passing, not a race.
+            config = sandbox.config_dict(green_direct=False, probe_interval="100ms", probe_timeout="2s", gates={
+                "min_success_ratio": 0.95, "max_p95_latency": "2s", "min_samples": 5, "max_consecutive_failures": 3})
             config["aws"]["endpoint_url"] = sandbox.moto.endpoint_url  # EKS: straight to moto
             config["clusters"]["blue"]["eks"] = cluster
             config["nodes"] = {"poll_interval": "100ms", "ready_timeout": "30s", "workload_timeout": "30s",

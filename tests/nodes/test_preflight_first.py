@@ -4,6 +4,7 @@ for the target version (it used to be skipped whenever the control plane had ste
 from __future__ import annotations
 
 import json
+import time
 
 from tests.nodes.conftest import run_cli
 
@@ -18,13 +19,23 @@ def _plant_flowschema_applied_as_v1beta3(cluster) -> None:
         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied)}}})
 
 
+def _wait_for_the_old_nodes(cluster) -> dict[str, bool]:
+    """The controller brings up the node groups' nodes within a few ticks of the fixture's start."""
+    deadline = time.monotonic() + 10
+    while len(cluster.nodes()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    nodes = cluster.nodes()
+    assert len(nodes) == 3, nodes
+    return nodes
+
+
 def _control_plane(cluster) -> str:
     return cluster.eks.describe_cluster(name=cluster.name)["cluster"]["version"]
 
 
 def test_preflight_error_for_the_target_refuses_before_the_control_plane_upgrade(cluster):
     _plant_flowschema_applied_as_v1beta3(cluster)
-    before_groups, before_nodes = cluster.groups(), cluster.nodes()
+    before_groups, before_nodes = cluster.groups(), _wait_for_the_old_nodes(cluster)
     # Had preflight been skipped, the run would go on to UpdateClusterVersion (which moto lacks: it would end
     # with an EKS error, exit 1), so exit 3 with the finding shows preflight refused first.
     code, out, err = run_cli("nodes", "upgrade", "--cluster", "prod", "--config", str(cluster.config_path),
@@ -47,6 +58,7 @@ def test_preflight_error_for_the_target_refuses_before_the_control_plane_upgrade
 
 
 def test_a_multi_minor_control_plane_walk_is_judged_for_the_final_target(cluster):
+    _wait_for_the_old_nodes(cluster)
     argv = ("nodes", "upgrade", "--cluster", "prod", "--config", str(cluster.config_path), "--version", "1.33",
             "--upgrade-control-plane", "--dry-run")
     code, out, err = run_cli(*argv)
