@@ -121,9 +121,15 @@ class NodeController(threading.Thread):
         self._budgets(self.snapshot())
 
     def _node_groups(self) -> None:
-        names = self.eks.list_nodegroups(clusterName=self.cluster)["nodegroups"]
-        groups = {n: self.eks.describe_nodegroup(clusterName=self.cluster, nodegroupName=n)["nodegroup"]
-                  for n in names}
+        from botocore.exceptions import ClientError
+
+        groups = {}
+        for name in self.eks.list_nodegroups(clusterName=self.cluster)["nodegroups"]:
+            try:
+                groups[name] = self.eks.describe_nodegroup(clusterName=self.cluster, nodegroupName=name)["nodegroup"]
+            except ClientError as error:  # deleted between the list and the describe (`nodes finish`): gone
+                if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
         existing = {n["metadata"]["name"]: n for n in self.snapshot().get("nodes", [])}
         for name, group in groups.items():
             for i in range(int(group["scalingConfig"]["desiredSize"])):
