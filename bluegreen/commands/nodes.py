@@ -30,6 +30,7 @@ DESCRIPTION = ("In-place mode: upgrade a cluster's nodes blue/green inside the c
                "namespace with probes and gates, the old node groups kept for rollback, deleted by `finish`.")
 EPILOG = EXIT_CODES_HELP
 UPGRADE, ROLLBACK, FINISH = "nodes-upgrade", "nodes-rollback", "nodes-finish"
+VERSION_STEP_CODE = "BG-EKS-001"  # preflight: "the control plane upgrades one minor version at a time"
 
 
 class NodesRefused(ShiftFailed):
@@ -196,8 +197,9 @@ def _upgrade(ctx: Context) -> int:
                            hint="see `refused:` above for each fix")
     if args.skip_preflight:
         log.warning("preflight_skipped", reason="--skip-preflight")
-    elif not plan.control_plane_steps:
-        _preflight(ctx, plan.target)
+    else:
+        # Before any change, also before --upgrade-control-plane: the cluster as it is, judged for the target.
+        _preflight(ctx, plan.target, walks_control_plane=len(plan.control_plane_steps) > 1)
     if args.dry_run:
         emit(args, ctx.env, {"dry_run": True, "plan": plan.as_dict()}, plan.text())
         return 0
@@ -210,7 +212,8 @@ def _upgrade(ctx: Context) -> int:
         code = ExitCode.GATES_FAILED if outcome == "blocked" else exit_code_for(outcome)
         run.finish(outcome, int(code), reason)
     data = {"outcome": outcome, "reason": reason, "exit_code": int(code), "run_id": run.run_id,
-            "plan": plan.as_dict(), **upgrade.progress.as_dict(), "left_on_old_nodes": upgrade.left}
+            "plan": plan.as_dict(), **upgrade.progress.as_dict(), "left_on_old_nodes": upgrade.left,
+            "probes": upgrade.probe_summary()}
     emit(args, ctx.env, data, _result_text(data))
     return int(code)
 
@@ -225,12 +228,24 @@ def _result_text(data: dict) -> str:
         lines.append(f"blocked: {item['subject']}: {item['reason']}\n  fix: {item['fix']}")
     for pod in data.get("left_on_old_nodes") or []:
         lines.append(f"still on an old node: {pod}")
+    for name, seen in (data.get("probes") or {}).items():
+        ratio = "-" if seen["success_ratio"] is None else f"{seen['success_ratio']:.1%} ok"
+        p95 = "" if seen["p95_ms"] is None else f", p95 {seen['p95_ms']:g} ms"
+        lines.append(f"probe {name}: {seen['samples']} requests, {ratio}{p95}")
     return "\n".join(lines)
 
 
-def _preflight(ctx: Context, target: str) -> None:
+def _preflight(ctx: Context, target: str, *, walks_control_plane: bool = False) -> None:
     """The preflight checks for the target version, with the config's ``preflight:`` settings (ignore,
-    severity...); an error-level finding refuses (exit 3)."""
+    severity...); an error-level finding refuses (exit 3). It runs before any change, so with
+    ``--upgrade-control-plane`` it reads the cluster at its current version and judges it for the target
+    (what the workloads, add-ons and nodes will meet once the control plane is there).
+
+    ``walks_control_plane``: the plan takes the control plane up more than one minor version, one at a time
+    (``core.nodes.control_plane_steps``), which is what BG-EKS-001 ("one minor version at a time") asks for;
+    that finding is dropped, and logged."""
+    import structlog
+
     from bluegreen.adapters.inventory import collect_inventory
     from bluegreen.preflight.run import run_preflight
 
@@ -238,6 +253,15 @@ def _preflight(ctx: Context, target: str) -> None:
                                   target_version=target, read_insights=False)
     report = run_preflight(inventory, target_version=target, settings=ctx.config.preflight.settings,
                            today=dt.date.fromtimestamp(ctx.clock.wall()))
+    if walks_control_plane:
+        from dataclasses import replace
+
+        stepped = [f for f in report.findings if f.code == VERSION_STEP_CODE]
+        if stepped:
+            structlog.get_logger("bluegreen.nodes").info(
+                "preflight_finding_handled", code=VERSION_STEP_CODE,
+                reason="--upgrade-control-plane upgrades one minor version at a time")
+            report = replace(report, findings=tuple(f for f in report.findings if f.code != VERSION_STEP_CODE))
     if report.has_errors:
         ctx.env.print(report.text())
         raise NodesRefused(f"preflight found error-level findings for {target}; nothing was changed",
@@ -339,6 +363,17 @@ class Upgrade:
             self.windows[sample.probe].add(sample)
         verdict = judge({name: w.summary() for name, w in self.windows.items()}, self.ctx.config.gates)
         return verdict if verdict.failed else None
+
+    def probe_summary(self) -> dict[str, dict]:
+        """What each probe saw over the run (the samples judged): for the result, so a passing run shows its
+        evidence too."""
+        out = {}
+        for name, window in self.windows.items():
+            summary = window.summary()
+            ratio = summary.success_ratio
+            out[name] = {"samples": summary.samples, "success_ratio": None if ratio is None else round(ratio, 4),
+                         "p95_ms": None if summary.p95_latency is None else round(summary.p95_latency * 1000, 1)}
+        return out
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self, restore: list[dict]) -> tuple[str, str]:

@@ -6,6 +6,9 @@ through the real CLI: status -> verify -> preflight -> shift 0,10,50,100 -> stat
 verify but starts answering 500 as soon as it gets traffic, and the automatic rollback is shown. With
 ``green_missing_addon``, green's cluster secret lacks an addon flag: verify fails, and shift refuses to
 change any weight.
+
+With ``nodes`` it shows the in-place mode instead (:func:`run_nodes_demo`): blue's node groups, in EKS (moto),
+upgraded blue/green inside the one cluster by ``bluegreen nodes plan``, ``upgrade`` and ``finish``.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ DEMO_RECORDS = ["burnham.example.com", "api.example.com"]
 MISSING_ADDON = "enable_karpenter"
 
 
-def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False, output: str = "text",
-             log_format: str | None = None, keep: str | os.PathLike[str] | None = None) -> int:
+def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False, nodes: bool = False,
+             output: str = "text", log_format: str | None = None, keep: str | os.PathLike[str] | None = None) -> int:
     """``keep``: a folder that keeps the config, the state (journal) and the report afterwards, so
     ``history``, ``watch`` and ``report`` work on the demo's runs; without it they go to a temporary folder
-    and only the report is kept (its path is printed)."""
+    and only the report is kept (its path is printed). ``nodes``: :func:`run_nodes_demo` instead."""
+    if nodes:
+        return run_nodes_demo(env, output=output, log_format=log_format, keep=keep)
     from bluegreen.cli import main
     from bluegreen.sandbox import Sandbox
 
@@ -191,3 +196,179 @@ def _plant_preflight_warning(sandbox) -> None:
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "x"}}}})
     green.put(DEPLOYMENTS, WORKLOAD_NAMESPACE, "burnham-worker", deployment(replicas=1))
+
+
+# -- bluegreen demo --nodes: the in-place mode --------------------------------------------------------------
+NODES_FROM, NODES_TO = "1.30", "1.31"
+# (node group, nodes): as EKS Blueprints' managed node groups; moto holds them, the node controller runs nodes.
+DEMO_NODE_GROUPS = (("general", 2), ("system", 1))
+
+
+def run_nodes_demo(env, *, output: str = "text", log_format: str | None = None,
+                   keep: str | os.PathLike[str] | None = None) -> int:
+    """``bluegreen demo --nodes``: blue's control plane is already at 1.31 (moto has no UpdateClusterVersion,
+    and a real one takes about ten minutes), its two managed node groups still at 1.30. The demo runs
+    ``nodes plan``, ``nodes upgrade`` (preflight first, then twins, cordon, restarts, with the probe on the
+    public name judged throughout) and ``nodes finish``, which deletes nothing before the keep time (24h).
+
+    While it runs, :class:`~bluegreen.sandbox.node_controller.NodeController` plays the kubelets of the node
+    groups, the scheduler and the Deployment/StatefulSet controllers on blue's emulated API server. Returns the
+    upgrade's exit code (0), or the first unexpected one."""
+    from bluegreen.cli import main
+    from bluegreen.sandbox import Sandbox
+    from bluegreen.sandbox.kube import WORKLOAD_NAMESPACE
+    from bluegreen.sandbox.node_controller import NodeController
+
+    def say(text: str) -> None:
+        if output == "text":
+            env.print(text)
+
+    say("starting the sandbox: moto (Route 53 and EKS), a DNS server, the clusters' backends and their "
+        "Kubernetes APIs (emulated) on loopback ...")
+    if keep is not None:
+        folder = Path(keep).expanduser().resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        workdir = contextlib.nullcontext(str(folder))
+    else:
+        workdir = tempfile.TemporaryDirectory(prefix="bluegreen-demo-nodes-")
+    with Sandbox(records=DEMO_RECORDS, ttl=1, clusters=True) as sandbox, _environ(sandbox.aws_environ()), \
+            workdir as tmp, _eks_cluster(sandbox) as (eks, cluster):
+        blue = sandbox.kube["blue"]
+        blue.set_kubernetes_version(NODES_TO)  # the control plane was upgraded already
+        with NodeController(blue, eks, cluster, interval=0.05) as controller:
+            _plant_nodes_workloads(blue)
+            controller.wait_settled(timeout=20)
+            # The sandbox's gates, with room for a loaded machine: the demo shows the probe passing, not a race.
+            config = sandbox.config_dict(green_direct=False, probe_interval="100ms", probe_timeout="2s", gates={
+                "min_success_ratio": 0.95, "max_p95_latency": "2s", "min_samples": 5, "max_consecutive_failures": 3})
+            config["aws"]["endpoint_url"] = sandbox.moto.endpoint_url  # EKS: straight to moto
+            config["clusters"]["blue"]["eks"] = cluster
+            config["nodes"] = {"poll_interval": "100ms", "ready_timeout": "30s", "workload_timeout": "30s",
+                               "parallel": 2}
+            config["state"] = {"path": str(Path(tmp) / "state.db")}
+            path = Path(tmp) / "bluegreen.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+            say(f"cluster blue: EKS cluster {cluster} in moto at {sandbox.moto.endpoint_url}, control plane "
+                f"{NODES_TO}; node groups "
+                + ", ".join(f"{g} ({n} node{'s' if n > 1 else ''})" for g, n in DEMO_NODE_GROUPS)
+                + f" at {NODES_FROM}; {len(controller.pods_on())} pods in {WORKLOAD_NAMESPACE}")
+            say(f"probe: http://{DEMO_RECORDS[0]}:{sandbox.http_port}/ through the DNS server at "
+                f"{sandbox.dns_address} (all traffic on blue), judged by the gates throughout")
+            say(f"config written to {path}\n")
+            common = ["--config", str(path), "--output", output] + (["--log-format", log_format] if log_format
+                                                                     else [])
+            say("$ bluegreen nodes plan --cluster blue")
+            code = main(["nodes", "plan", "--cluster", "blue", *common], env)
+            if code != ExitCode.OK:
+                return code
+
+            say("\n$ bluegreen nodes upgrade --cluster blue")
+            say(f"(preflight for {NODES_TO} first; then the twins, the cordon and the restarts, printed as they "
+                "happen)")
+            upgrade_env = replace(env, on_event=_progress(say, env.on_event))
+            upgrade_code = main(["nodes", "upgrade", "--cluster", "blue", *common], upgrade_env)
+            old = {name: cordoned for name, cordoned in _nodes(controller).items()
+                   if name.split("-node-")[0] in dict(DEMO_NODE_GROUPS)}
+            on_old = [pod for pod, node in controller.pods_on().items() if node in old]
+
+            say("\n$ bluegreen nodes finish --cluster blue")
+            say("(finish deletes the old node groups only once nodes.keep, 24h, has passed since the upgrade: "
+                "not yet, so it deletes nothing and exits 0, as it will every night until then)")
+            finish_code = main(["nodes", "finish", "--cluster", "blue", *common], env)
+            groups = sorted(eks.list_nodegroups(clusterName=cluster)["nodegroups"])
+        if controller.errors:
+            raise RuntimeError(f"the sandbox's node controller failed: {controller.errors[0]!r}")
+    say("\nsandbox stopped; nothing is left running.")
+    kept = {group for group, _ in DEMO_NODE_GROUPS} <= set(groups)
+    if upgrade_code == ExitCode.OK:
+        say(f"every workload moved to the {NODES_TO} nodes: {len(on_old)} pod(s) left on the {len(old)} old nodes "
+            f"({sum(old.values())} cordoned); node groups now: {', '.join(groups)}"
+            + ("" if kept else " (unexpected: an old node group is gone before the keep time)"))
+    else:
+        say(f"unexpected: the upgrade ended with exit {upgrade_code}")
+    if keep is not None:
+        say(f"kept in {folder}: the config and the state (journal). Try:\n"
+            f"  bluegreen --config {folder / 'bluegreen.yaml'} history")
+    if upgrade_code != ExitCode.OK or finish_code != ExitCode.OK:
+        return upgrade_code if upgrade_code != ExitCode.OK else finish_code
+    return int(ExitCode.OK) if kept else int(ExitCode.ERROR)
+
+
+def _plant_nodes_workloads(server) -> None:
+    """Blue's workload as a team runs it: the web Deployment (already there), an API Deployment and a cache
+    StatefulSet with enough replicas to restart one pod at a time without an outage."""
+    from bluegreen.sandbox.kube import DEPLOYMENTS, STATEFULSETS, WORKLOAD_NAMESPACE
+
+    def template(app: str) -> dict:
+        return {"metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": app, "image": f"public.ecr.aws/example/{app}:1"}]}}
+
+    server.put(DEPLOYMENTS, WORKLOAD_NAMESPACE, "burnham-api", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"generation": 1},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "burnham-api"}},
+                 "strategy": {"type": "RollingUpdate"}, "template": template("burnham-api")}})
+    server.put(STATEFULSETS, WORKLOAD_NAMESPACE, "burnham-cache", {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"generation": 1},
+        "spec": {"replicas": 2, "serviceName": "burnham-cache", "selector": {"matchLabels": {"app": "burnham-cache"}},
+                 "updateStrategy": {"type": "RollingUpdate"}, "template": template("burnham-cache")}})
+
+
+@contextmanager
+def _eks_cluster(sandbox):
+    """An EKS cluster in moto (``clusters.blue.eks``), control plane at NODES_TO, with DEMO_NODE_GROUPS at
+    NODES_FROM; removed afterwards (moto keeps its state in process memory, shared by every sandbox)."""
+    import secrets
+
+    from bluegreen.sandbox.moto_server import sandbox_client
+
+    eks = sandbox_client(sandbox.moto.endpoint_url, "eks")
+    name = f"{sandbox.blue_id}-{secrets.token_hex(3)}"
+    subnets = ["subnet-0sandboxa", "subnet-0sandboxb"]
+    eks.create_cluster(name=name, version=NODES_TO, roleArn="arn:aws:iam::123456789012:role/eks-cluster",
+                       resourcesVpcConfig={"subnetIds": subnets})
+    try:
+        for group, size in DEMO_NODE_GROUPS:
+            eks.create_nodegroup(clusterName=name, nodegroupName=group, version=NODES_FROM,
+                                 releaseVersion=f"{NODES_FROM}.4-20240917",
+                                 nodeRole="arn:aws:iam::123456789012:role/eks-nodes", subnets=subnets,
+                                 scalingConfig={"minSize": size, "maxSize": size + 2, "desiredSize": size},
+                                 instanceTypes=["m6i.large"], amiType="AL2023_x86_64_STANDARD",
+                                 labels={"pool": group})
+        yield eks, name
+    finally:
+        try:
+            for group in eks.list_nodegroups(clusterName=name)["nodegroups"]:
+                eks.delete_nodegroup(clusterName=name, nodegroupName=group)
+            eks.delete_cluster(name=name)
+        except Exception:  # noqa: BLE001 - best effort; the server goes next anyway
+            pass
+        eks.close()
+
+
+def _nodes(controller) -> dict[str, bool]:
+    """node -> cordoned"""
+    return {n["metadata"]["name"]: bool((n.get("spec") or {}).get("unschedulable"))
+            for n in controller.snapshot().get("nodes", [])}
+
+
+def _progress(say, then):
+    """An on_event hook that prints the upgrade's steps as they happen (text output only), then calls the
+    caller's hook."""
+    def on_event(event) -> None:
+        data = event.data
+        line = {
+            "nodes_twin_created": lambda: f"  created node group {data.get('new')} at {NODES_TO} "
+                                          f"(twin of {data.get('old')})",
+            "nodes_twin_ready": lambda: f"  {data.get('nodegroup')}: {len(data.get('nodes') or [])} node(s) Ready",
+            "nodes_cordoned": lambda: f"  cordoned the old nodes: {', '.join(data.get('nodes') or [])}",
+            "nodes_workload_restarted": lambda: f"  restarting {data.get('workload')} (rollout restart)",
+            "nodes_workload_moved": lambda: f"  moved {data.get('workload')}: its rollout is complete",
+            "nodes_workload_blocked": lambda: f"  blocked {data.get('subject')}: {data.get('reason')}",
+            "nodes_gates_failed": lambda: f"  gates failed: {'; '.join(data.get('reasons') or [])}",
+        }.get(event.kind)
+        if line is not None:
+            say(line())
+        if then is not None:
+            then(event)
+
+    return on_event

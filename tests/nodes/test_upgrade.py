@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.nodes.conftest import NS, deployment, pdb, pvc, run_cli, statefulset
+from tests.support.node_controller import UNREADY
 
 DEPLOYMENTS, STATEFULSETS = "apps/v1/deployments", "apps/v1/statefulsets"
 PVCS, PDBS = "v1/persistentvolumeclaims", "policy/v1/poddisruptionbudgets"
@@ -93,7 +94,7 @@ def test_statefulset_below_the_minimum_is_refused(cluster):
 
 def test_a_pdb_that_allows_no_disruption_blocks_its_workload_by_name(cluster):
     # One pod of three crash-loops: the budget (minAvailable 2) allows no disruption now.
-    cluster.put(DEPLOYMENTS, "pay", deployment("pay", 3, annotations={"test.bluegreen/unready-pods": "1"}))
+    cluster.put(DEPLOYMENTS, "pay", deployment("pay", 3, annotations={UNREADY: "1"}))
     cluster.put(PDBS, "pay", pdb("pay", minAvailable=2))
     cluster.put(DEPLOYMENTS, "web", deployment("web", 2))
     cluster.controller.wait_settled()
