@@ -9,7 +9,7 @@ import threading
 import time
 
 from bluegreen.cli import Environment, main
-from tests.test_cli import run, write_config
+from tests.support.cli import run, write_config
 
 
 def _config(tmp_path, moto_endpoint, zone, app, **overrides):
