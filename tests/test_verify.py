@@ -122,7 +122,7 @@ def test_unknown_kubeconfig_context_is_a_config_error(kube):
 
 @pytest.mark.parametrize("clusters,fragment", [
     (None, "`clusters` is missing"),
-    ({"blue": {"eks": "a"}}, "`clusters.green` is missing"),
+    ({}, "`clusters.blue` and `clusters.green` are both missing"),
     ({"blue": {"eks": "a"}, "green": {"kubeconfig": "/x"}}, "`clusters.green.context` is required"),
     ({"blue": {"eks": "a"}, "green": {"eks": "b", "region": float("nan")}}, "`clusters.green.region` must be"),
     ({"blue": {"eks": "a"}, "green": {}}, "says nothing about how to reach"),
