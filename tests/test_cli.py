@@ -3,43 +3,14 @@ sandbox tests cover probing end to end."""
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
-import yaml
 
-from bluegreen.cli import Environment, main
-
-
-def write_config(tmp_path, endpoint, zone, records, **overrides):
-    config = {
-        "name": "burnham",
-        "aws": {"region": "us-east-1", "endpoint_url": endpoint},
-        "route": {"driver": "route53", "hosted_zone": zone.name, "records": list(records),
-                  "blue": "eks-blueprint-blue", "green": "eks-blueprint-green"},
-        "shift": {"steps": [0, 10, 50, 100], "bake": "0s", "ttl_margin": "0s", "check_interval": "50ms"},
-        "gates": {"min_samples": 5},
-    }
-    for key, value in overrides.items():
-        section, _, sub = key.partition("__")
-        if sub:
-            config.setdefault(section, {})[sub] = value
-        else:
-            config[section] = value
-    path = tmp_path / "bluegreen.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), Environment(stdout=out, stderr=err, environ={}, install_signal_handlers=False))
-    return code, out.getvalue(), err.getvalue()
+from tests.support.cli import process_env, run, write_config
 
 
 def test_status_text_and_json(tmp_path, moto_endpoint, zone):
@@ -153,18 +124,12 @@ def test_all_zero_live_group_is_refused(tmp_path, moto_endpoint, zone):
     assert code == 2 and "equal split" in err and zone.dump() == before
 
 
-def _process_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEGREEN")}
-    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", **extra)
-    return env
-
-
 def test_rollback_from_another_process_stops_a_running_shift_with_exit_5(tmp_path, moto_endpoint, zone):
     app = zone.weighted_pair("app", ttl=0)
     path = write_config(tmp_path, moto_endpoint, zone, [app], shift__bake="3s")
     shift = subprocess.Popen([sys.executable, "-m", "bluegreen", "shift", "--to", "green", "--steps", "10,50,100",
                               "--config", str(path), "--log-format", "json"],
-                             env=_process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
         while zone.weights(app).get("eks-blueprint-green") != 10:
@@ -172,7 +137,7 @@ def test_rollback_from_another_process_stops_a_running_shift_with_exit_5(tmp_pat
             time.sleep(0.05)
         time.sleep(0.5)  # land in the 3 s bake (a rollback during set/verify ends the same way)
         rollback = subprocess.run([sys.executable, "-m", "bluegreen", "rollback", "--config", str(path)],
-                                  env=_process_env(), capture_output=True, text=True, timeout=30)
+                                  env=process_env(), capture_output=True, text=True, timeout=30)
         assert rollback.returncode == 0, rollback.stderr
         out, err = shift.communicate(timeout=30)
     finally:

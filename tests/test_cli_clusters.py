@@ -6,9 +6,8 @@ import json
 
 import yaml
 
-from tests.support.kube_emulator import kube, kube_servers  # noqa: F401 - fixtures
-from tests.test_cli import run
-from tests.test_verify import FAKE_CREDENTIAL, both
+from tests.support.blueprint_clusters import FAKE_CREDENTIAL, both
+from tests.support.cli import run
 
 
 def _config(tmp_path, kube, moto_endpoint, zone, record):

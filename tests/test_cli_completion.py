@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from bluegreen.commands import COMMANDS
-from tests.test_cli import run
+from tests.support.cli import run
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh"])

@@ -8,7 +8,7 @@ import io
 import json
 
 from bluegreen.cli import Environment, main
-from tests.test_cli import run
+from tests.support.cli import run
 
 
 def test_demo_keeps_what_history_watch_and_report_need(tmp_path):

@@ -8,10 +8,9 @@ import json
 import pytest
 import yaml
 
-from tests.preflight.objects import DEPLOYMENTS, NODES, PDBS, deployment, node, pdb
-from tests.support.kube_emulator import kube, kube_servers  # noqa: F401 - fixtures
-from tests.test_cli import run
-from tests.test_verify import FAKE_CREDENTIAL, both
+from tests.support.blueprint_clusters import FAKE_CREDENTIAL, both
+from tests.support.cli import run, write_config
+from tests.support.preflight_objects import DEPLOYMENTS, NODES, PDBS, deployment, node, pdb
 
 NS = "team-burnham"
 
@@ -86,8 +85,6 @@ def test_bad_input_exits_2(tmp_path, kube, moto_endpoint, zone, argv, sections, 
 
 
 def test_without_clusters_is_bad_input(tmp_path, moto_endpoint, zone):
-    from tests.test_cli import write_config
-
     path = write_config(tmp_path, moto_endpoint, zone, [zone.weighted_pair("app")])
     code, _, err = run("preflight", "--config", str(path))
     assert code == 2 and "`clusters` is missing" in err

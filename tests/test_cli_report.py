@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from tests.test_cli import run, write_config
+from tests.support.cli import run, write_config
 
 
 def _shifted(tmp_path, moto_endpoint, zone):

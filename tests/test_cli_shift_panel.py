@@ -9,7 +9,7 @@ import re
 import threading
 
 from bluegreen.cli import Environment, main
-from tests.test_cli import run, write_config
+from tests.support.cli import run, write_config
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 from bluegreen.cli import Environment, main
-from tests.test_cli import run, write_config
+from tests.support.cli import run, write_config
 
 
 def _config(tmp_path, moto_endpoint, zone, app, **overrides):
@@ -102,3 +102,42 @@ def test_watch_without_runs_or_with_a_bad_interval_exits_2(tmp_path, moto_endpoi
     assert code == 2 and "holds no run yet" in err
     code, _, _ = run("watch", "--config", str(path), "--interval", "0.01")
     assert code == 2
+
+
+def test_each_poll_reads_only_the_events_since_the_last_one(tmp_path, moto_endpoint, zone, monkeypatch):
+    """The watcher reads the whole journal once (when it picks the run), then only what is new: every event
+    reaches it exactly once, in order, however long the run. The store's reads are wrapped to count them
+    (they still run against the real SQLite journal)."""
+    from bluegreen.adapters.state.sqlite import SqliteStateStore
+    from bluegreen.core.clock import SystemClock
+
+    watcher = threading.current_thread()
+    reads: list[tuple[int, list[int]]] = []  # (after, seqs returned) for each read of the watcher
+    real_events_since = SqliteStateStore.events_since  # get_run reads through it too (after 0)
+
+    def events_since(self, run_id, seq):
+        record = real_events_since(self, run_id, seq)
+        if threading.current_thread() is watcher:
+            reads.append((seq, [e.seq for e in record.events]))
+        return record
+
+    monkeypatch.setattr(SqliteStateStore, "events_since", events_since)
+    app = zone.weighted_pair("app", ttl=0)
+    path = _config(tmp_path, moto_endpoint, zone, app, shift__bake="1s", shift__steps=[0, 50, 100])
+    shift = ShiftThread("shift", "--to", "green", "--config", str(path))
+    shift.start()
+    run_id = _wait_for_running_run(path)
+    reads.clear()
+    code, out, err = run("watch", run_id, "--config", str(path), "--interval", "0.5")
+    shift.join(30)
+    assert shift.code == 0 and code == 0, err
+    assert "COMPLETED" in out
+    watched = list(reads)  # the watcher's reads only (the check below reads the journal again)
+    assert watched[0][0] == 0 and len(watched) >= 3, watched  # the pick reads it all, then it followed the run
+    reader = SqliteStateStore(tmp_path / "state.db", SystemClock())
+    journal = reader.get_run(run_id).events
+    reader.close()
+    delivered = [seq for _, seqs in watched for seq in seqs]
+    assert delivered == [e.seq for e in journal]  # each event once, in order, none missed
+    assert all(all(seq > after for seq in seqs) for after, seqs in watched[1:])
+    assert all(after > 0 for after, _ in watched[2:])  # past the start, never the whole journal again

@@ -104,3 +104,17 @@ def test_context_alone_uses_the_default_kubeconfig():
     clusters = parse_config(raw).require_clusters()
     assert clusters.green.access.kubeconfig is None and clusters.green.access.context == "green"
     assert "$KUBECONFIG" in clusters.green.access.describe()
+
+
+def test_this_file_runs_without_moto_or_any_sdk():
+    """Config checks need no server: this module passes in a process where moto, boto3, botocore and the
+    kubernetes client cannot be imported at all."""
+    import subprocess
+    import sys
+
+    blocked = ("moto", "boto3", "botocore", "kubernetes")
+    script = (f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); import pytest; "
+              f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-k', 'not without_moto', {__file__!r}]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout

@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from bluegreen.cli import Environment, main
-from tests.support.sandbox_fixtures import module_sandbox, shared_sandbox  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.sandbox
 

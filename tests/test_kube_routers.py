@@ -26,9 +26,9 @@ from bluegreen.core.verdict import Gates
 from bluegreen.core.plan import build_plan
 from bluegreen.core.weights import LiveState, RecordState, SideWeights
 from bluegreen.errors import ConfigError, ExitCode, PreflightError, RouterError, exit_code_for
+from tests.support.blueprint_clusters import FAKE_B64, FAKE_CREDENTIAL, secret_for
 from tests.support.fake_external_dns import FakeExternalDns, Source
-from tests.support.kube_emulator import INGRESSES, SECRETS, SERVICES, kube, kube_servers  # noqa: F401
-from tests.test_verify import FAKE_B64, FAKE_CREDENTIAL, secret_for
+from tests.support.kube_emulator import INGRESSES, SECRETS, SERVICES
 
 PREFIX = "external-dns.alpha.kubernetes.io"
 BLUE_ID, GREEN_ID = "eks-blueprint-blue", "eks-blueprint-green"

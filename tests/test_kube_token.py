@@ -19,7 +19,7 @@ from bluegreen.adapters.kube import (
 )
 from bluegreen.config.clusters import ClusterAccess
 from bluegreen.config import AwsConfig
-from tests.support.kube_emulator import SECRETS, cluster_secret, kube, kube_servers  # noqa: F401
+from tests.support.kube_emulator import SECRETS, cluster_secret
 
 SECRET_KEY = "testing"  # the fake credentials tests/conftest.py puts in the environment
 

@@ -11,14 +11,14 @@ import time
 
 import pytest
 
-from tests.test_cli import _process_env, run, write_config
+from tests.support.cli import process_env, run, write_config
 
 BLUE = {"eks-blueprint-blue": 100, "eks-blueprint-green": 0}
 
 
 def _spawn(path, *argv):
     return subprocess.Popen([sys.executable, "-m", "bluegreen", *argv, "--config", str(path), "--log-format", "json"],
-                            env=_process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(predicate, proc=None, timeout=20.0):
@@ -36,7 +36,7 @@ def test_a_second_shift_exits_4_naming_the_holder(tmp_path, moto_endpoint, zone)
     try:
         _wait_for(lambda: zone.weights(app)["eks-blueprint-green"] == 10, first)
         second = subprocess.run([sys.executable, "-m", "bluegreen", "shift", "--to", "green", "--config", str(path)],
-                                env=_process_env(), capture_output=True, text=True, timeout=30)
+                                env=process_env(), capture_output=True, text=True, timeout=30)
         assert second.returncode == 4, second.stderr
         assert f"pid {first.pid}" in second.stderr and "burnham" in second.stderr
         out, err = first.communicate(timeout=30)

@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from bluegreen.cli import Environment, main
-from tests.support.kube_emulator import kube, kube_servers  # noqa: F401 - fixtures
-from tests.test_verify import both
+from tests.support.blueprint_clusters import both
 
 
 def run(*argv):

@@ -16,7 +16,6 @@ from bluegreen.adapters.probes import DialAdapter, HttpProber, SampleBuffer, pro
 from bluegreen.config import ProbeConfig
 from bluegreen.core.verdict import Sample
 from bluegreen.sandbox import CLUSTER_PATTERN
-from tests.support.sandbox_fixtures import module_sandbox, shared_sandbox  # noqa: F401 - fixtures
 
 BLUE, GREEN = "eks-blueprint-blue", "eks-blueprint-green"
 

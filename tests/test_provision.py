@@ -21,8 +21,8 @@ from bluegreen.core.clock import FakeClock
 from bluegreen.errors import ConfigError, ExitCode
 from bluegreen.clusters.provision import Deps, ProvisionError, check_version_jump, green_metadata, run_provision
 from bluegreen.clusters.verify import run_verify
-from tests.support.kube_emulator import SECRETS, kube, kube_servers  # noqa: F401
-from tests.test_verify import FAKE_B64, FAKE_CREDENTIAL, make_config, secret_for
+from tests.support.blueprint_clusters import FAKE_B64, FAKE_CREDENTIAL, make_config, secret_for
+from tests.support.kube_emulator import SECRETS
 
 ROLE = "arn:aws:iam::123456789012:role/eks-cluster"
 NODE_ROLE = "arn:aws:iam::123456789012:role/eks-node"

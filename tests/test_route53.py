@@ -83,7 +83,7 @@ def test_all_zero_is_refused_before_any_call(moto_endpoint, zone):
 
 
 def test_records_in_several_zones_get_one_change_each(moto_endpoint, zone):
-    from tests.conftest import Zone
+    from tests.support.moto_fixtures import Zone
 
     other = Zone(moto_endpoint)
     a = zone.weighted_pair("a")

@@ -21,7 +21,6 @@ from bluegreen.config import parse_config
 from bluegreen.sandbox import ThrottlingProxy
 from bluegreen.sandbox.faults import operation_of
 from bluegreen.sandbox.moto_server import sandbox_client
-from tests.support.sandbox_fixtures import module_sandbox, sandbox, shared_sandbox  # noqa: F401 - fixtures
 
 BLUE_IP, GREEN_IP = "127.0.0.2", "127.0.0.3"
 

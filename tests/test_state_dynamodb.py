@@ -17,6 +17,7 @@ from bluegreen.errors import ConfigError, ExitCode, LockHeld
 from bluegreen.config.sections import parse_state
 from bluegreen.runs import JournalSink
 from bluegreen.core.ports import Event
+from tests.support.journal_contract import check_events_since
 from tests.support.moto_fixtures import fake_aws_env
 
 
@@ -163,3 +164,20 @@ def test_list_runs_order_limit_and_last_run(store: DynamoStateStore, clock: Fake
 
 def test_repr_names_table_only(store: DynamoStateStore) -> None:
     assert "bg-" in repr(store) and "http" not in repr(store)
+
+
+def test_events_since_reads_only_the_new_events_in_one_query(store: DynamoStateStore, clock: FakeClock) -> None:
+    run_id = check_events_since(store, clock)
+    # What DynamoDB itself read (ScannedCount, billed as read capacity): the events after seq and the summary,
+    # not the run's whole journal.
+    scanned: list[int] = []
+
+    def count(parsed, **_):
+        scanned.append(parsed["ScannedCount"])
+
+    store.client.meta.events.register("after-call.dynamodb.Query", count)
+    try:
+        assert [e.seq for e in store.events_since(run_id, 10).events] == [11, 12]
+    finally:
+        store.client.meta.events.unregister("after-call.dynamodb.Query", count)
+    assert scanned == [3]  # two events and META

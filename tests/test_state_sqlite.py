@@ -25,6 +25,7 @@ from bluegreen.errors import ConfigError, ExitCode, LockHeld, exit_code_for
 from bluegreen.core.redact import scrub
 from bluegreen.render import run_text as render_run, runs_text as render_runs
 from bluegreen.runs import JournalSink
+from tests.support.journal_contract import check_events_since
 
 
 @pytest.fixture
@@ -242,3 +243,7 @@ def test_journal_sink_masks_secrets_and_survives_store_failures(store: SqliteSta
     store.close()
     broken(Event("step_passed", {}))
     assert broken.failures == 1 and errors
+
+
+def test_events_since_reads_only_the_new_events(store: SqliteStateStore, clock: FakeClock) -> None:
+    check_events_since(store, clock)

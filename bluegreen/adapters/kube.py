@@ -238,9 +238,68 @@ def connect(access: ClusterAccess, aws: AwsConfig, *, label: str,
             monotonic: Callable[[], float] = time.monotonic) -> Kube:
     """A client for one cluster. With a kubeconfig it is used as is; with only ``eks``, the endpoint and CA
     come from DescribeCluster and the token from STS."""
-    if access.kubeconfig or access.context:
+    if access.kubeconfig or access.context or access.current_context:
         return Kube(_from_kubeconfig(access, label), label)
     return _from_eks(access, aws, label=label, eks_client=eks_client, sts_factory=sts_factory, monotonic=monotonic)
+
+
+def default_kubeconfig() -> str:
+    """The kubeconfig used when none is named: $KUBECONFIG (its first file) or ~/.kube/config, as kubectl
+    picks it."""
+    import os
+
+    return os.path.expanduser((os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0] or "~/.kube/config")
+
+
+def resolve_current_context(clusters: ClustersConfig) -> ClustersConfig:
+    """``clusters`` with an omitted side pinned to the current context of the default kubeconfig (the side
+    then reads ``{kubeconfig: PATH, context: CURRENT}`` and is named after the context). Refused with a
+    ConfigError naming ``clusters.<side>`` when that is ambiguous: no kubeconfig or no current context, or
+    a current context that the other side already names. Unchanged when no side was omitted."""
+    import os
+    from dataclasses import replace
+
+    omitted = [spec for spec in (clusters.blue, clusters.green) if spec.access.current_context]
+    if not omitted:
+        return clusters
+    if len(omitted) == 2:  # parse_clusters refuses this; a hand-made ClustersConfig might not
+        raise ConfigError("`clusters.blue` and `clusters.green` are both missing: at most one side may use "
+                          "the kubeconfig's current context", hint="name one side's context or EKS cluster")
+    spec = omitted[0]
+    other = clusters.other(spec.side)
+    where = f"clusters.{spec.side}"
+    path = default_kubeconfig()
+    fix = f"set `{where}: {{context: NAME}}` or `{where}: {{eks: NAME}}`"
+    current = _current_context(path, where, fix)
+    if current in (other.access.context, other.name):
+        raise ConfigError(f"`{where}` is omitted, so it would use the current context {current!r} of {path}, "
+                          f"but `clusters.{other.side}` already names {current!r}: both sides would be one cluster",
+                          hint=f"switch the current context (kubectl config use-context NAME), or {fix}")
+    log.debug("current_context_used", side=spec.side, context=current, kubeconfig=path)
+    resolved = replace(spec, access=ClusterAccess(kubeconfig=path, context=current), name=current)
+    return replace(clusters, **{spec.side: resolved})
+
+
+def _current_context(path: str, where: str, fix: str) -> str:
+    """The ``current-context`` of the kubeconfig at ``path`` (kubectl's default), or a ConfigError."""
+    import os
+
+    import yaml
+
+    if not os.path.exists(path):
+        raise ConfigError(f"`{where}` is omitted, so the kubeconfig's current context is used, but the "
+                          f"kubeconfig {path} does not exist", hint=f"set KUBECONFIG, or {fix}")
+    try:
+        with open(path, encoding="utf-8") as stream:
+            document = yaml.safe_load(stream)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"`{where}` is omitted, but the kubeconfig {path} cannot be read: "
+                          f"{shorten(str(error), 200)}", hint=fix) from None
+    current = document.get("current-context") if isinstance(document, dict) else None
+    if not isinstance(current, str) or not current:
+        raise ConfigError(f"`{where}` is omitted, but the kubeconfig {path} has no current context",
+                          hint=f"kubectl config use-context NAME, or {fix}")
+    return current
 
 
 def _from_kubeconfig(access: ClusterAccess, label: str):
@@ -250,9 +309,7 @@ def _from_kubeconfig(access: ClusterAccess, label: str):
     from kubernetes import config as k8s_config
     from kubernetes.config.config_exception import ConfigException
 
-    # No kubeconfig named: $KUBECONFIG (its first file) or ~/.kube/config, as kubectl does.
-    default = (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0] or "~/.kube/config"
-    path = os.path.expanduser(access.kubeconfig or default)
+    path = os.path.expanduser(access.kubeconfig) if access.kubeconfig else default_kubeconfig()
     if not os.path.exists(path):
         raise ConfigError(f"the kubeconfig of the {label} does not exist: {path}",
                           hint="fix `clusters.<side>.kubeconfig`, or set KUBECONFIG")
@@ -321,7 +378,7 @@ class Clusters:
 
     def __init__(self, config: Config, clusters: ClustersConfig, connector: Connector | None = None) -> None:
         self.config = config
-        self.spec = clusters
+        self.spec = resolve_current_context(clusters)
         self._connect = connector or (lambda access, label: connect(access, config.aws, label=label))
         self._open: dict[str, Kube] = {}
 

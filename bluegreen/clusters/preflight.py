@@ -11,7 +11,7 @@ import datetime as dt
 
 import structlog
 
-from bluegreen.adapters.kube import Clusters, Connector
+from bluegreen.adapters.kube import Clusters, Connector, resolve_current_context
 from bluegreen.config import Config
 from bluegreen.preflight import PreflightReport, Severity, run_preflight
 from bluegreen.preflight.tables import minor_of, minor_str, parse_target
@@ -26,7 +26,7 @@ def run_cluster_preflight(config: Config, cluster: str = "green", *, version: st
     The EKS, EC2 and IAM part runs when ``clusters.<side>.eks`` names the cluster; with a kubeconfig context
     only, the Kubernetes checks run alone. Raises ConfigError (exit 2) on a bad ``version`` and
     ClusterAccessError (exit 1) when the cluster or AWS cannot be reached."""
-    spec = config.require_clusters()
+    spec = resolve_current_context(config.require_clusters())
     side, peer = spec.side(cluster), spec.other(cluster)
     if version is not None:
         parse_target(version)  # a typo is refused before any cluster is contacted

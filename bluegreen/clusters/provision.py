@@ -201,9 +201,9 @@ def run_provision(config: Config, side: str = "green", from_side: str | None = N
     before any change on bad input; returns a report whose ``exit_code`` is 0 when the cluster is ready."""
     import time
 
-    from bluegreen.adapters.kube import Clusters
+    from bluegreen.adapters.kube import Clusters, resolve_current_context
 
-    clusters = config.require_clusters()
+    clusters = resolve_current_context(config.require_clusters())
     options = config.provision
     deps = deps or Deps()
     deps.monotonic = deps.monotonic or time.monotonic

@@ -10,7 +10,7 @@ import structlog
 
 from bluegreen.adapters import argocd
 from bluegreen.adapters.argocd import find_cluster_secret
-from bluegreen.adapters.kube import Clusters, Connector
+from bluegreen.adapters.kube import Clusters, Connector, resolve_current_context
 from bluegreen.config.clusters import ClusterSpec
 from bluegreen.config import Config
 from bluegreen.core.readiness import AppStatus, Check, ClusterMetadata, ReadinessReport, WorkloadStatus, assess
@@ -50,7 +50,7 @@ def _name_tokens(spec: ClusterSpec, secret) -> list[str]:
 def run_verify(config: Config, cluster: str = "green", *, connect: Connector | None = None) -> ReadinessReport:
     """Compare ``cluster`` (the target) with the other side. Raises ConfigError (exit 2) on a bad config and
     ClusterAccessError (exit 1) when a cluster cannot be reached; returns the report otherwise."""
-    spec = config.require_clusters()
+    spec = resolve_current_context(config.require_clusters())
     options = config.verify
     target_spec, ref_spec = spec.side(cluster), spec.other(cluster)
     target, reference = target_spec.side, ref_spec.side
@@ -84,7 +84,7 @@ def cluster_summaries(config: Config, *, connect: Connector | None = None) -> di
     that cannot be reached is reported as such instead of failing the whole status."""
     from bluegreen.errors import BlueGreenError
 
-    spec = config.require_clusters()
+    spec = resolve_current_context(config.require_clusters())
     result: dict[str, dict] = {}
     with Clusters(config, spec, connect) as clusters:
         for side in ("blue", "green"):

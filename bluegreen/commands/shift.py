@@ -127,7 +127,9 @@ def _metric_source(config, env: Environment):
     names = {config.route.blue: "blue", config.route.green: "green"}
     clusters = {side: ident for ident, side in names.items()}
     if config.clusters is not None:
-        clusters = {"blue": config.clusters.blue.name, "green": config.clusters.green.name}
+        # An omitted side (the kubeconfig's current context) has no name before it is reached: keep the
+        # Route 53 set identifier for it.
+        clusters = {side: config.clusters.side(side).name or clusters[side] for side in ("blue", "green")}
     from bluegreen.core.clock import SystemClock
 
     # The run's stop event ends a source's retries at once (SIGTERM while Prometheus does not answer).
@@ -208,7 +210,7 @@ def _side_map(config, prober):
 
     names = {config.route.blue: "blue", config.route.green: "green"}
     if config.clusters is not None:
-        names.update({config.clusters.blue.name: "blue", config.clusters.green.name: "green"})
+        names.update({spec.name: spec.side for spec in (config.clusters.blue, config.clusters.green) if spec.name})
     return SideAddressBook(config.probes, names, prober=prober if hasattr(prober, "set_side_addresses") else None)
 
 

@@ -2,7 +2,9 @@
 
 The shift journals its progress (a ``hold`` event at most every 5 s, every step, verdict and outcome), so
 whoever can read the state store (the SQLite file, or the DynamoDB table) can follow it: no other channel,
-no port to open. The store is polled at a bounded rate (``--interval``, at least 0.5 s)."""
+no port to open. The store is polled at a bounded rate (``--interval``, at least 0.5 s), and each poll reads
+only the events journaled since the last one (``StateStore.events_since``): a day-long run costs no more to
+follow at its end than at its start."""
 
 from __future__ import annotations
 
@@ -55,6 +57,8 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 
 
 def _follow(args, env: Environment, config, store, clock) -> int:
+    from dataclasses import replace
+
     import structlog
 
     from bluegreen.core.timeline import RunView
@@ -70,12 +74,13 @@ def _follow(args, env: Environment, config, store, clock) -> int:
     panel = LivePanel(env.stdout, mode=mode, clock=clock, gates=config.gates, view=view, environ=env.environ,
                       title=f"bluegreen watch {record.command}")
     log = structlog.get_logger("bluegreen")
-    seen, dead_since = 0, None
+    last_seq, dead_since = 0, None
     with panel:
         while True:
-            for event in record.events[seen:]:
-                panel.feed(event.at, event.kind, event.data)
-            seen = len(record.events)
+            for event in record.events:  # only what is new: each poll asks for the events after last_seq
+                if event.seq > last_seq:
+                    panel.feed(event.at, event.kind, event.data)
+                    last_seq = event.seq
             if record.finished:
                 return _finished(args, env, panel, record, plain=mode == "plain", banner=outcome_banner)
             current = store.current_holder(config.name)
@@ -92,7 +97,8 @@ def _follow(args, env: Environment, config, store, clock) -> int:
             if env.stop.wait(args.interval):
                 log.warning("watch_interrupted", run_id=record.run_id, reason="the run goes on; only watching stopped")
                 return ExitCode.ERROR
-            record = store.get_run(record.run_id) or record
+            newer = store.events_since(record.run_id, last_seq)
+            record = newer if newer is not None else replace(record, events=())
 
 
 def _finished(args, env, panel, record, *, plain: bool, banner) -> int:

@@ -7,6 +7,8 @@ kubeconfig or talks to AWS; the adapters do that when a command needs a cluster.
       blue:  {eks: eks-blueprint-blue}                      # EKS: endpoint, CA and token from the EKS API
       green: {kubeconfig: ~/.kube/config, context: green}   # or a kubeconfig file and context
                                                             # (context alone: $KUBECONFIG or ~/.kube/config)
+                                                            # one side omitted: the kubeconfig's current
+                                                            # context (resolved when the clusters are reached)
       argocd:
         mode: in-cluster          # in-cluster (one ArgoCD per cluster) | hub (one ArgoCD holds both secrets)
         namespace: argocd
@@ -41,14 +43,23 @@ class ClusterAccess:
     """How to reach a cluster's Kubernetes API: an EKS cluster name, or a kubeconfig file and context.
 
     Both may be given: ``eks`` then names the cluster for the EKS API (provision) and the kubeconfig
-    context is used for the Kubernetes API."""
+    context is used for the Kubernetes API. None of them (the side was omitted): the current context of
+    $KUBECONFIG or ~/.kube/config, which :func:`bluegreen.adapters.kube.resolve_current_context` reads when
+    the clusters are reached (parsing does no I/O)."""
 
     eks: str | None = None
     kubeconfig: str | None = None
     context: str | None = None
     region: str | None = None
 
+    @property
+    def current_context(self) -> bool:
+        """The side was omitted: use the kubeconfig's current context (kubectl's default)."""
+        return not (self.eks or self.kubeconfig or self.context)
+
     def describe(self) -> str:
+        if self.current_context:
+            return "the current context of $KUBECONFIG or ~/.kube/config"
         if self.context:
             return f"context {self.context!r} of kubeconfig {self.kubeconfig or '$KUBECONFIG or ~/.kube/config'}"
         return f"EKS cluster {self.eks!r}"
@@ -58,11 +69,14 @@ class ClusterAccess:
 class ClusterSpec:
     side: str
     access: ClusterAccess
-    name: str  # the cluster's name in ArgoCD metadata (label cluster_name / annotation aws_cluster_name)
+    name: str  # the cluster's name in ArgoCD metadata (label cluster_name / annotation aws_cluster_name);
+    # "" until the current context is resolved, when the side was omitted
     argocd_secret: str | None = None  # the ArgoCD cluster secret's name, when it cannot be found by name
     destination: str | None = None  # hub mode: the Applications' destination server URL or name
 
     def label(self) -> str:
+        if not self.name:
+            return f"{self.side} cluster ({self.access.describe()})"
         return f"{self.side} cluster {self.name!r} ({self.access.describe()})"
 
 
@@ -136,8 +150,8 @@ def _access(section: Mapping[str, Any], where: str) -> ClusterAccess:
 
 def _cluster(raw: Any, side: str) -> ClusterSpec:
     where = f"clusters.{side}"
-    if raw is None:
-        raise ConfigError(f"`{where}` is missing", hint=f"add `{where}: {{eks: eks-blueprint-{side}}}`")
+    if raw is None:  # omitted: the kubeconfig's current context, resolved when the cluster is reached
+        return ClusterSpec(side=side, access=ClusterAccess(), name="")
     section = _mapping(raw, where)
     check_keys(section, _CLUSTER_KEYS, where)
     access = _access(section, where)
@@ -164,9 +178,15 @@ def parse_clusters(raw: Any) -> ClustersConfig:
                           hint="add `clusters: {blue: {eks: NAME}, green: {eks: NAME}}` (see README, Clusters)")
     section = _mapping(raw, "clusters")
     check_keys(section, {"blue", "green", "argocd"}, "clusters")
+    if section.get("blue") is None and section.get("green") is None:
+        # One kubeconfig has one current context: it can stand for one side, never for both.
+        raise ConfigError("`clusters.blue` and `clusters.green` are both missing: at most one side may be left "
+                          "out to use the kubeconfig's current context",
+                          hint="add `clusters.blue: {context: NAME}` or `clusters.green: {eks: NAME}` "
+                               "(kubectl config get-contexts lists the contexts)")
     blue = _cluster(section.get("blue"), "blue")
     green = _cluster(section.get("green"), "green")
-    if blue.name == green.name:
+    if blue.name and blue.name == green.name:
         raise ConfigError(f"`clusters.blue` and `clusters.green` both name the cluster {blue.name!r}",
                           hint="they must be two different clusters; set `name:` if the defaults collide")
     argo = _mapping(section.get("argocd"), "clusters.argocd")

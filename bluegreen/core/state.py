@@ -240,6 +240,13 @@ class StateStore(abc.ABC):
     def get_run(self, run_id: str) -> RunRecord | None:
         """One run with its events in order, or None."""
 
+    @abc.abstractmethod
+    def events_since(self, run_id: str, seq: int) -> RunRecord | None:
+        """One run with only its events after sequence number ``seq`` (all of them for 0), in order; or None.
+
+        For a follower (``bluegreen watch``): each poll reads what is new and the run's outcome, in one read
+        whose size does not grow with the run's journal."""
+
     def last_run(self, name: str, command: str | None = "shift") -> RunRecord | None:
         """The newest run of ``command`` (any command when None), without events."""
         scanned = 0

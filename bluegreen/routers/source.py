@@ -72,7 +72,10 @@ class _SourceRouter:
         self.config = config
         self.route = config.route
         self.sync_timeout = sync_timeout
-        self.clusters_config = config.require_clusters()
+        from bluegreen.adapters.kube import resolve_current_context
+
+        # An omitted side is pinned to the kubeconfig's current context now, before any weight is read.
+        self.clusters_config = resolve_current_context(config.require_clusters())
         self.clock = clock or SystemClock()
         if route53 is None:
             from bluegreen.routers.route53 import Route53Router

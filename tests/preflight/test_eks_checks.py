@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 from bluegreen.adapters.inventory import collect_inventory
 from bluegreen.preflight import PreflightSettings, run_preflight
 from bluegreen.sandbox.moto_server import sandbox_client
-from tests.preflight.objects import DAEMONSETS, DEPLOYMENTS, NODES, PDBS, SERVICE_ACCOUNTS, container, daemonset, \
+from tests.support.preflight_objects import DAEMONSETS, DEPLOYMENTS, NODES, PDBS, SERVICE_ACCOUNTS, container, daemonset, \
     deployment, node, pdb
 
 ACCOUNT = "123456789012"

@@ -9,7 +9,7 @@ import pytest
 
 from bluegreen.adapters.inventory import collect_inventory
 from bluegreen.preflight import PreflightSettings, run_preflight
-from tests.preflight.objects import (
+from tests.support.preflight_objects import (
     APPLICATIONS, CRONJOBS, DAEMONSETS, DEPLOYMENTS, INGRESSES, JOBS, NODES, PDBS, PVCS, REPLICASETS, SECRETS,
     STATEFULSETS, container, daemonset, deployment, helm_release_secret, node, pdb, statefulset,
 )

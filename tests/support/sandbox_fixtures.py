@@ -1,6 +1,6 @@
 """Sandbox fixtures: the real servers (moto over HTTP, the weighted DNS server, the two backends).
 
-Import the ones a test module needs: ``from tests.support.sandbox_fixtures import sandbox``.
+Registered for every test module by tests/conftest.py (test modules never import them).
 ``sandbox`` is a fresh sandbox per test; ``module_sandbox`` is shared by a module (start-up is ~0.5 s), and
 ``shared_sandbox`` hands the module's sandbox to one test after putting it back to 100/0 with both backends
 healthy, so tests that share it do not see each other's changes.

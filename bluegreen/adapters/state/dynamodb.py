@@ -330,9 +330,15 @@ class DynamoStateStore(StateStore):
         return [self._run(item) for item in items[:limit]]
 
     def get_run(self, run_id: str) -> RunRecord | None:
+        return self.events_since(run_id, 0)
+
+    def events_since(self, run_id: str, seq: int) -> RunRecord | None:
+        # Sort keys compare as UTF-8 bytes and the seq is zero-padded, so ``sk > EVENT#<seq>`` selects the later
+        # events and, since "META" sorts after "EVENT#...", the summary too: one Query, sized by what is new.
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.KeyConditionExpressions.html
         items = self._query(
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": _s(f"RUN#{run_id}")},
+            KeyConditionExpression="pk = :pk AND sk > :after",
+            ExpressionAttributeValues={":pk": _s(f"RUN#{run_id}"), ":after": _s(f"EVENT#{max(0, int(seq)):08d}")},
             ConsistentRead=True,
         )
         meta = next((i for i in items if _get_s(i, "sk") == "META"), None)

@@ -231,12 +231,17 @@ class SqliteStateStore(StateStore):
         return [self._run(row) for row in rows]
 
     def get_run(self, run_id: str) -> RunRecord | None:
+        return self.events_since(run_id, 0)
+
+    def events_since(self, run_id: str, seq: int) -> RunRecord | None:
+        # One read transaction: the summary and the new events agree (an outcome is never seen without the
+        # events journaled before it). The primary key (run_id, seq) serves the range.
         with self._read() as db:
             row = db.execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
                 return None
-            events = db.execute("SELECT seq, at, kind, data FROM events WHERE run_id = ? ORDER BY seq",
-                                (run_id,)).fetchall()
+            events = db.execute("SELECT seq, at, kind, data FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+                                (run_id, int(seq))).fetchall()
         return self._run(row, tuple(JournalEvent(seq=e[0], at=float(e[1]), kind=e[2], data=json.loads(e[3]))
                                     for e in events))
 
