@@ -35,7 +35,6 @@ def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False
     and only the report is kept (its path is printed). ``nodes``: :func:`run_nodes_demo` instead."""
     if nodes:
         return run_nodes_demo(env, output=output, log_format=log_format, keep=keep)
-    from bluegreen.cli import main
     from bluegreen.sandbox import Sandbox
 
     def say(text: str) -> None:
@@ -73,20 +72,17 @@ def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False
             say(f"(green's ArgoCD cluster secret lacks the addon flag {MISSING_ADDON}: green is not ready)\n")
         common = ["--config", str(path), "--output", output] + (["--log-format", log_format] if log_format else [])
 
-        say("$ bluegreen status")
-        code = main(["status", *common], env)
+        code = shown(["status", *common], env, say, first=True)
         if code != ExitCode.OK:
             return code
 
-        say("\n$ bluegreen verify --cluster green")
-        verify_code = main(["verify", "--cluster", "green", *common], env)
+        verify_code = shown(["verify", "--cluster", "green", *common], env, say, first=False)
         if verify_code not in (ExitCode.OK, ExitCode.GATES_FAILED):
             return verify_code
 
         _plant_preflight_warning(sandbox)
-        say("\n$ bluegreen preflight --cluster green")
-        say("(green is well kept, except one Deployment with a single replica: one warning, no error)")
-        preflight_code = main(["preflight", "--cluster", "green", *common], env)
+        say("\n(green is well kept, except one Deployment with a single replica: one warning, no error)")
+        preflight_code = shown(["preflight", "--cluster", "green", *common], env, say, first=True)
         if preflight_code not in (ExitCode.OK, ExitCode.NOT_READY):
             return preflight_code
 
@@ -102,19 +98,16 @@ def run_demo(env, *, fail_green: bool = False, green_missing_addon: bool = False
 
             shift_env = replace(env, on_event=break_green)
             say("\n(green will answer HTTP 500 from the 10% step on)")
-        say("\n$ bluegreen shift --to green --steps 0,10,50,100")
-        shift_code = main(["shift", "--to", "green", *common], shift_env)
+        shift_code = shown(["shift", "--to", "green", *common], shift_env, say, first=False)
         weights_untouched = set(sandbox.weights().values()) == {tuple(sandbox.initial_weights)}
 
-        say("\n$ bluegreen status")
-        main(["status", *common], env)
+        shown(["status", *common], env, say, first=False)
 
         report_dir.mkdir(parents=True, exist_ok=True)
         html, png = report_dir / "report.html", report_dir / "report.png"
         report_code = ExitCode.BAD_INPUT
         if verify_code == ExitCode.OK:  # a refused shift journals no run: nothing to draw
-            say(f"\n$ bluegreen report --html {html} --png {png}")
-            report_code = main(["report", "--html", str(html), "--png", str(png), *common], env)
+            report_code = shown(["report", "--html", str(html), "--png", str(png), *common], env, say, first=False)
     say("\nsandbox stopped; nothing is left running.")
     if report_code == ExitCode.OK:
         say(f"the run's report: {html} (open it in a browser) and {png}")
@@ -166,6 +159,16 @@ def _alb_metrics(sandbox):
         publisher.stop()
 
 
+def shown(argv: list[str], env, say, *, first: bool = False) -> int:
+    """Print the command exactly as it runs (a reader can paste it), then run it through the real CLI."""
+    import shlex
+
+    from bluegreen.cli import main
+
+    say(("" if first else "\n") + "$ bluegreen " + shlex.join(argv))
+    return main(argv, env)
+
+
 @contextmanager
 def _environ(values: dict[str, str]):
     """The sandbox's fake AWS credentials for the CLI's own boto3 clients, for the demo's duration only."""
@@ -214,7 +217,6 @@ def run_nodes_demo(env, *, output: str = "text", log_format: str | None = None,
     While it runs, :class:`~bluegreen.sandbox.node_controller.NodeController` plays the kubelets of the node
     groups, the scheduler and the Deployment/StatefulSet controllers on blue's emulated API server. Returns the
     upgrade's exit code (0), or the first unexpected one."""
-    from bluegreen.cli import main
     from bluegreen.sandbox import Sandbox
     from bluegreen.sandbox.kube import WORKLOAD_NAMESPACE
     from bluegreen.sandbox.node_controller import NodeController
@@ -257,24 +259,21 @@ def run_nodes_demo(env, *, output: str = "text", log_format: str | None = None,
             say(f"config written to {path}\n")
             common = ["--config", str(path), "--output", output] + (["--log-format", log_format] if log_format
                                                                      else [])
-            say("$ bluegreen nodes plan --cluster blue")
-            code = main(["nodes", "plan", "--cluster", "blue", *common], env)
+            code = shown(["nodes", "plan", "--cluster", "blue", *common], env, say, first=True)
             if code != ExitCode.OK:
                 return code
 
-            say("\n$ bluegreen nodes upgrade --cluster blue")
-            say(f"(preflight for {NODES_TO} first; then the twins, the cordon and the restarts, printed as they "
+            say(f"\n(preflight for {NODES_TO} first; then the twins, the cordon and the restarts, printed as they "
                 "happen)")
             upgrade_env = replace(env, on_event=_progress(say, env.on_event))
-            upgrade_code = main(["nodes", "upgrade", "--cluster", "blue", *common], upgrade_env)
+            upgrade_code = shown(["nodes", "upgrade", "--cluster", "blue", *common], upgrade_env, say, first=True)
             old = {name: cordoned for name, cordoned in _nodes(controller).items()
                    if name.split("-node-")[0] in dict(DEMO_NODE_GROUPS)}
             on_old = [pod for pod, node in controller.pods_on().items() if node in old]
 
-            say("\n$ bluegreen nodes finish --cluster blue")
-            say("(finish deletes the old node groups only once nodes.keep, 24h, has passed since the upgrade: "
+            say("\n(finish deletes the old node groups only once nodes.keep, 24h, has passed since the upgrade: "
                 "not yet, so it deletes nothing and exits 0, as it will every night until then)")
-            finish_code = main(["nodes", "finish", "--cluster", "blue", *common], env)
+            finish_code = shown(["nodes", "finish", "--cluster", "blue", *common], env, say, first=True)
             groups = sorted(eks.list_nodegroups(clusterName=cluster)["nodegroups"])
         if controller.errors:
             raise RuntimeError(f"the sandbox's node controller failed: {controller.errors[0]!r}")
