@@ -3,15 +3,15 @@ a parser without a line in config/bluegreen.example.yaml fails here)."""
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.support.config_keys import known_keys
+
 from bluegreen.config import SECTIONS, load_config, parse_config
-from bluegreen.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "bluegreen.example.yaml"
@@ -32,25 +32,6 @@ def test_the_full_example_loads_with_every_section():
 def test_the_scheduled_example_loads():
     config = load_config(SCHEDULED)
     assert config.warnings == () and config.state.backend == "dynamodb"
-
-
-def known_keys(raw: dict, path: tuple) -> list[str] | None:
-    """The keys the parser accepts at ``path``, read from its refusal of an unknown key (its hint lists
-    them), or None when that place does not check its keys."""
-    probe = copy.deepcopy(raw)
-    where = probe
-    for part in path:
-        where = where[part]
-    where["zz_not_a_key_zz"] = 1
-    try:
-        parse_config(probe)
-    except ConfigError as error:
-        assert "zz_not_a_key_zz" in error.message, error
-        # "known keys: a, b" in the hint (config/fields.py), or "known: a, b" in the message (preflight)
-        match = re.search(r"known(?: keys)?: ([A-Za-z0-9_, ]+)", str(error))
-        assert match, error
-        return [key.strip() for key in match.group(1).split(",") if key.strip()]
-    return None
 
 
 @pytest.mark.parametrize("path", [("aws",), ("route",), ("shift",), ("probes", 0), ("gates",), ("state",),
