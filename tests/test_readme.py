@@ -24,3 +24,19 @@ def test_the_readme_names_every_key(path):
                if f"{prefix}.{key}" not in README and f"`{key}`" not in README
                and not re.search(rf"(^|[\s{{#]){re.escape(key)}:", README, re.M)]
     assert not missing, f"README.md does not document {prefix}.{missing}"
+
+
+def test_the_readme_lists_every_command_and_its_options():
+    import argparse
+
+    from bluegreen.cli import build_parser
+    from bluegreen.commands import COMMANDS
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, _, _ in COMMANDS:
+        assert f"`bluegreen {name}" in README, f"README's command table lacks `bluegreen {name}`"
+        for action in sub.choices[name]._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag not in ("--help", "--config", "--output", "--log-format"):
+                    assert flag in README, f"README does not mention `bluegreen {name} {flag}`"
