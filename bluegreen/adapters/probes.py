@@ -489,10 +489,16 @@ class SideAddressBook:
     def __init__(self, probes: Sequence[ProbeConfig], cluster_names: dict[str, str], *,
                  prober: "HttpProber | None" = None) -> None:
         self.prober = prober  # its side companions follow the first address of each side
-        self.resolvers: list[Any] = [SystemResolver()]
+        # Alias and CNAME targets are resolved as the probes resolve names: through each resolver a probe
+        # names, and the system resolver only when a probe uses it.
+        self.resolvers: list[Any] = []
         for probe in probes:
-            if probe.resolver and probe.connect_to is None:
+            if probe.connect_to is not None:
+                continue
+            if probe.resolver:
                 self.resolvers.append(DnsResolver(probe.resolver))
+            elif not any(isinstance(r, SystemResolver) for r in self.resolvers):
+                self.resolvers.append(SystemResolver())
         self.cluster_names = dict(cluster_names)
 
     def __call__(self, live) -> Any:
