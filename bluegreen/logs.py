@@ -51,12 +51,17 @@ class LogSink:
     """Logs every engine event. ``hold`` events (one a second) become a countdown line on a TTY, and one
     line every ``hold_log_every`` seconds otherwise, so JSON logs of a day-long cutover stay readable."""
 
-    def __init__(self, stream: IO[str], *, tty: bool, hold_log_every: float = 10.0) -> None:
+    # What the console leaves out (the JSON logs and the journal keep it): per-probe and per-side numbers
+    # that the live panel and the step summary show better than a wrapped dict.
+    BULKY = ("probes", "sides", "metric_gates")
+
+    def __init__(self, stream: IO[str], *, tty: bool, hold_log_every: float = 10.0, compact: bool = False) -> None:
         import structlog
 
         self.log = structlog.get_logger("bluegreen")
         self.stream = stream
         self.tty = tty
+        self.compact = compact  # console format: no bulky dicts in the lines
         self.hold_log_every = hold_log_every
         self._last_hold: dict[str, float] = {}
         self._progress_shown = False
@@ -66,9 +71,11 @@ class LogSink:
             self._hold(event.data)
             return
         self._clear_progress()
-        level = "warning" if event.kind in ("gates_failed", "rollback_started", "rolled_back", "conflict",
-                                            "interrupted") else "info"
-        getattr(self.log, level)(event.kind, **event.data)
+        from bluegreen.core.events import WARNING_EVENTS
+
+        level = "warning" if str(event.kind) in WARNING_EVENTS else "info"
+        data = {k: v for k, v in event.data.items() if not (self.compact and k in self.BULKY)}
+        getattr(self.log, level)(str(event.kind), **data)
 
     def _hold(self, data: dict) -> None:
         remaining = float(data.get("remaining_seconds", 0))

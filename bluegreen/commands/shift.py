@@ -167,7 +167,8 @@ def _locked_shift(args, env, config, router, prober, notifier, steps, bake, log_
         run.check_stop()
         panel = _live_panel(env, config, log_format, run.run_id)  # None off a terminal: logs as before
         sink = LogSink(panel.log_stream if panel else env.stderr,
-                       tty=panel is None and log_format == "console" and isatty(env.stderr))
+                       tty=panel is None and log_format == "console" and isatty(env.stderr),
+                       compact=log_format == "console")
 
         def on_event(event) -> None:
             if panel is not None:

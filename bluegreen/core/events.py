@@ -33,9 +33,10 @@ class EventKind(str, enum.Enum):
 
 
 # Events that mean something went wrong or needs a human: logged as warnings.
-WARNING_EVENTS = frozenset({EventKind.GATES_FAILED, EventKind.BOTH_FAILING, EventKind.HELD,
-                            EventKind.ROLLBACK_STARTED, EventKind.ROLLED_BACK, EventKind.ROLLBACK_FAILED,
-                            EventKind.CONFLICT, EventKind.INTERRUPTED, EventKind.RUN_FAILED, EventKind.LOCK_LOST})
+WARNING_EVENTS = frozenset(kind.value for kind in (
+    EventKind.GATES_FAILED, EventKind.BOTH_FAILING, EventKind.HELD, EventKind.ROLLBACK_STARTED,
+    EventKind.ROLLED_BACK, EventKind.ROLLBACK_FAILED, EventKind.CONFLICT, EventKind.INTERRUPTED,
+    EventKind.RUN_FAILED, EventKind.LOCK_LOST))
 # What notifications send when `notifications.events` is not set.
 DEFAULT_NOTIFIED = (EventKind.SHIFT_STARTED, EventKind.STEP_PASSED, EventKind.ROLLBACK_STARTED,
                     EventKind.ROLLED_BACK, EventKind.ROLLBACK_FAILED, EventKind.SHIFT_COMPLETED,
