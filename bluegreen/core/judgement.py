@@ -133,7 +133,9 @@ def _side_reasons(probe: str, side: str, summary: Summary, gates: Gates, min_sam
                       f"(max {gates.max_consecutive_failures}); last: {summary.last_error}"))
     if summary.samples >= min_samples:
         ratio = summary.success_ratio or 0.0
-        if ratio < gates.min_success_ratio:
+        # A run of failures already says it; the ratio of the same samples would only repeat it.
+        said = bool(found) and "consecutive_failures" not in gates.observe
+        if ratio < gates.min_success_ratio and not said:
             found.append(("success_ratio", f"{label}: success ratio {ratio:.3f} < {gates.min_success_ratio} over "
                                            f"{summary.samples} samples; last: {summary.last_error}"))
         if summary.p95_latency is not None and summary.p95_latency > gates.max_p95_latency:
