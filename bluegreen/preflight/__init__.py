@@ -5,10 +5,23 @@ Pure core: :func:`run_preflight` takes an :class:`Inventory` (filled by
 :func:`bluegreen.adapters.inventory.collect_inventory`) and returns a :class:`PreflightReport`.
 """
 
-from bluegreen.preflight.findings import CODES, Finding, PreflightReport, Severity, codes_table_markdown
-from bluegreen.preflight.inventory import EksInventory, Inventory, ManifestRef
-from bluegreen.preflight.run import run_preflight
-from bluegreen.preflight.settings import PreflightSettings, parse_preflight_settings
+# Imported on first use (PEP 562): the config loader needs only ``settings``, and ``bluegreen rollback`` must
+# not pay for the checks and their tables.
+_WHERE = {
+    "CODES": "findings", "Finding": "findings", "PreflightReport": "findings", "Severity": "findings",
+    "codes_table_markdown": "findings", "EksInventory": "inventory", "Inventory": "inventory",
+    "ManifestRef": "inventory", "run_preflight": "run", "PreflightSettings": "settings",
+    "parse_preflight_settings": "settings",
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'bluegreen.preflight' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"bluegreen.preflight.{_WHERE[name]}"), name)
+
 
 __all__ = ["CODES", "EksInventory", "Finding", "Inventory", "ManifestRef", "PreflightReport", "PreflightSettings",
            "Severity", "codes_table_markdown", "parse_preflight_settings", "run_preflight"]
