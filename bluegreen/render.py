@@ -151,6 +151,17 @@ def drift(clusters: dict, live: LiveState) -> None:
             info["drift"] = f"ArgoCD says {argocd}, Route 53 says {weights.of(side)}"
 
 
+def metric_gate_line(spec: Any) -> str:
+    """One metric or alarm gate as the dry run lists it."""
+    rule = spec.describe_rule() if hasattr(spec, "describe_rule") else ""
+    alarms = getattr(spec, "alarms", None)
+    listed = "; ".join(side + ": " + ", ".join(names) for side, names in (alarms or {}).items())
+    what = f"CloudWatch alarms {listed}" if alarms else getattr(spec, "preset", None) or getattr(spec, "provider", None)
+    return (f"{spec.name}: {getattr(what, 'value', what)}{f', {rule}' if rule else ''}, every "
+            f"{format_duration(spec.interval)}" + (f" over {format_duration(spec.window)}"
+                                                     if getattr(spec, "window", None) else ""))
+
+
 def weights_text(weights: Any) -> str:
     """``blue=90 green=10`` from the JSON shape ``{"blue": 90, "green": 10}`` (older journals hold text)."""
     if isinstance(weights, Mapping) and "blue" in weights and "green" in weights:

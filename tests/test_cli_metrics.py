@@ -18,13 +18,14 @@ ERROR_RATIO = ('(sum(rate(http_requests_total{cluster="{{cluster}}",code=~"5.."}
                ' / sum(rate(http_requests_total{cluster="{{cluster}}"}[{{window}}]))')
 
 
-def _shift(tmp_path, config, *, on_event=None):
+def _shift(tmp_path, config, *, on_event=None, extra=()):
     config = dict(config)
     config["state"] = {"path": str(tmp_path / "state.db")}
     path = tmp_path / "bluegreen.yaml"
     path.write_text(yaml.safe_dump(config))
     out, err = io.StringIO(), io.StringIO()
-    code = main(["shift", "--to", "green", "--config", str(path), "--output", "json", "--log-format", "json"],
+    code = main(["shift", "--to", "green", "--config", str(path), "--output", "json", "--log-format", "json",
+                 *extra],
                 Environment(stdout=out, stderr=err, on_event=on_event, install_signal_handlers=False))
     return code, (json.loads(out.getvalue()) if out.getvalue().strip() else {}), err.getvalue()
 
@@ -117,6 +118,9 @@ def test_a_cloudwatch_alarm_in_alarm_fails_the_step(tmp_path):
                                            StateReason="5xx above 5")
 
         config = _config(sb, {"alarms": {"green": ["burnham-green-5xx"], "interval": "1s"}})
+        code, planned, err = _shift(tmp_path, config, extra=("--dry-run",))
+        assert code == 0 and planned["metric_gates"] == [
+            "cloudwatch-alarms: CloudWatch alarms green: burnham-green-5xx, every 1s"]
         code, result, err = _shift(tmp_path, config, on_event=on_event)
         assert code == 3, err
         assert "burnham-green-5xx" in result["reason"]

@@ -110,6 +110,10 @@ def _run(args, env, config, router, steps, bake, log_format) -> int:
         text = render.plan_text(budget.plan, 0.0)
         if budget.deferred:
             text += f"\nleft for later runs (--max-steps): {', '.join(f'{p}%' for p in budget.deferred)}"
+        if config.gates.metrics:
+            gates = [render.metric_gate_line(spec) for spec in config.gates.metrics]
+            data["metric_gates"] = gates
+            text += "\nmetric gates (each checked against blue just now):\n" + "\n".join(f"  {g}" for g in gates)
         emit(args, env, data, text)
         return 0
     # The plan itself is made under the lock: another run may be moving the weights right now (exit 4).
