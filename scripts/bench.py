@@ -15,7 +15,8 @@ What is timed, and how:
    the first failing verdict (``judge_step``), with a probe pinned to green (``connect_to``), with the public
    probe alone (per-side judgement, its side companions on: the default), the public probe with
    ``direct_sides: false`` (only what DNS sends it), and the public probe behind the sandbox's caching
-   resolver. Also the share error per step: observed share of each side vs the weights.
+   resolver. Also the share error per step (observed share of each side vs the weights), and detection
+   through a Prometheus metric gate alone (the real server, where installed).
 2. rollback latency: failing verdict -> ``Route53Router.set`` returned (ChangeResourceRecordSets accepted by
    moto), in the same runs; and ``bluegreen rollback`` as a cold process, spawn -> change accepted, with a
    check of ``sys.modules`` and of the threads at its exit (no kubernetes, no probes).
@@ -242,6 +243,55 @@ def detection_run(sb, marks: Marks, tmp: Path, *, fault: str, setup: str, bake: 
         "final_weights": sorted(set(sb.weights().values())),
         "stderr_tail": err[-400:] if code not in (3,) else "",
     }
+
+
+PROMETHEUS_ERROR_RATIO = ('(sum(rate(http_requests_total{cluster="{{cluster}}",code=~"5.."}[{{window}}])) or vector(0))'
+                          ' / sum(rate(http_requests_total{cluster="{{cluster}}"}[{{window}}]))')
+
+
+def metric_gate_run(sb, tmp: Path) -> dict:
+    """Detection through a metric gate alone: a real Prometheus (Debian's package) scraping the sandbox's
+    backends every second, a gate on green's 5xx ratio measured every 2 s over 3 s; the probes are set so
+    they never fail. Green answers 500 from the moment the 10% change is in sync."""
+    from bluegreen.sandbox.prometheus import PrometheusServer, prometheus_binary
+
+    if prometheus_binary() is None:
+        return {"skipped": "prometheus is not installed (apt-get install prometheus)", "detection_seconds": None}
+    import urllib.request
+
+    _reset(sb)
+    targets = [f"{sb.blue.host}:{sb.http_port}", f"{sb.green.host}:{sb.http_port}"]
+    with PrometheusServer(targets, scrape_interval=1.0) as prometheus:
+        query = PROMETHEUS_ERROR_RATIO.replace("{{cluster}}", sb.blue_id).replace("{{window}}", "3s")
+        deadline = time.monotonic() + 30
+        while not prometheus.wait_for_samples(query, timeout=0.5) and time.monotonic() < deadline:
+            urllib.request.urlopen(f"http://{sb.blue.host}:{sb.http_port}/", timeout=2).read()
+        config = sb.config_dict(steps=[10, 100], bake="15s", ttl_margin="500ms", green_direct=False)
+        config["probes"][0]["direct_sides"] = False
+        config["gates"] = {"min_samples": 1000, "max_consecutive_failures": 1000, "min_success_ratio": 0.0,
+                           "max_error_ratio_increase": 1.0, "traffic": {"enabled": False},
+                           "metrics": [{"name": "green-5xx", "provider": "prometheus", "address": prometheus.url,
+                                        "query": PROMETHEUS_ERROR_RATIO, "max": 0.05, "interval": "2s",
+                                        "window": "3s"}]}
+        path = _write_config(tmp / "metric-gate.yaml", config, tmp)
+        stamps: dict[str, float] = {}
+
+        def on_event(event) -> None:
+            if event.kind == "weights_changed" and event.data.get("step") == "10%" and "fault" not in stamps:
+                sb.fail_green("error")
+                stamps["fault"] = time.monotonic()
+            if event.kind == "gates_failed" and "failed" not in stamps:
+                stamps["failed"] = time.monotonic()
+
+        code, out, err = _run_cli(["shift", "--to", "green", "--config", str(path), "--output", "json",
+                                   "--log-format", "json"], on_event=on_event)
+        sb.green.set_mode("ok")
+    result = json.loads(out) if out.strip() else {}
+    detected = stamps.get("failed") is not None and "green-5xx" in (result.get("reason") or "")
+    _reset(sb)
+    return {"exit_code": code, "reason": result.get("reason"),
+            "detection_seconds": round(stamps["failed"] - stamps["fault"], 3) if detected else None,
+            "setting": "interval 2 s, window 3 s, scrape 1 s", "stderr_tail": "" if code == 3 else err[-400:]}
 
 
 def share_run(sb, tmp: Path, *, cached: bool) -> dict:
@@ -673,6 +723,8 @@ def main(argv=None) -> int:
                                           "reference": FLAGGER_LABEL}
         say("1. share error per step (public probe, observed vs weights) ...")
         figures["1_share_error"] = [share_run(sb, tmp, cached=False), share_run(sb, tmp, cached=True)]
+        say("1. detection through a Prometheus metric gate ...")
+        figures["1_metric_gate_detection"] = metric_gate_run(sb, tmp)
         lap("1_detection")
 
         say("2. bluegreen rollback as a cold process ...")
@@ -726,6 +778,13 @@ def main(argv=None) -> int:
         table.add(f"1 detection, {r['fault']}, {r['probes']}", _fmt_s(d), FLAGGER_LABEL,
                   _fmt_ratio(_ratio(FLAGGER_DEFAULT_DETECTION, d)),
                   "< 5 s" if judged else "reported", (None if d is None else d < 5.0) if judged else None)
+    gate = figures["1_metric_gate_detection"]
+    bound = 2.0 + 1.0 + 1.5  # interval + scrape + the rate() window's first point
+    table.add("1 detection, HTTP 500, Prometheus metric gate alone (interval 2 s, scrape 1 s)",
+              gate.get("skipped") or _fmt_s(gate["detection_seconds"]), FLAGGER_LABEL,
+              _fmt_ratio(_ratio(FLAGGER_DEFAULT_DETECTION, gate["detection_seconds"])),
+              f"<= interval + scrape + 1.5 s ({bound:g} s)",
+              None if gate["detection_seconds"] is None else gate["detection_seconds"] <= bound)
     for share in figures["1_share_error"]:
         errors = [abs(s["observed_green_percent"] - s["weight_green_percent"]) for s in share["steps"]
                   if s["observed_green_percent"] is not None]
