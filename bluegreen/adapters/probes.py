@@ -461,7 +461,6 @@ class HttpProber:
                 self._skipped[index] += 1
                 return
             self._in_flight[index] += 1
-            self._sent[index] += 1
         try:
             self._pool.submit(self._run, index)
         except RuntimeError:  # the pool shut down between the stop flag and this submit
@@ -469,6 +468,9 @@ class HttpProber:
                 self._in_flight[index] -= 1
 
     def _run(self, index: int) -> None:
+        # Counted when it starts: a tick queued when stop() cancels the pool was never sent.
+        with self._counts_lock:
+            self._sent[index] += 1
         try:
             sample = self._runners[index].run_once()
         except Exception as error:  # noqa: BLE001 - a probe bug must become a failed sample, not a dead thread
