@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         from bluegreen.runs import LockedRun
 
         notifier = None
-        if not any(w.startswith("notifications:") for w in config.warnings):
+        if "notifications" not in config.broken:
             from bluegreen.adapters.notify import Notifier
 
             notifier = Notifier.from_config(config, environ=env.environ)

@@ -212,11 +212,9 @@ def _side_map(config, prober):
     if not config.probes:
         return None
     from bluegreen.adapters.probes import SideAddressBook
+    from bluegreen.commands.common import cluster_sides
 
-    names = {config.route.blue: "blue", config.route.green: "green"}
-    if config.clusters is not None:
-        names.update({spec.name: spec.side for spec in (config.clusters.blue, config.clusters.green) if spec.name})
-    return SideAddressBook(config.probes, names, prober=prober if hasattr(prober, "set_side_addresses") else None)
+    return SideAddressBook(config.probes, cluster_sides(config), prober=prober)
 
 
 def _digest(config) -> str | None:

@@ -74,6 +74,7 @@ class Config:
     path: Path | None = None
     # Mistakes in sections the command does not use, as `key: message` lines: log them as warnings.
     warnings: tuple[str, ...] = ()
+    broken: frozenset[str] = frozenset()  # those sections' names: they kept their defaults
 
     def require_clusters(self) -> ClustersConfig:
         if self.clusters is None:
@@ -137,7 +138,7 @@ def parse_config(raw: Any, *, needs: Iterable[str] = ALL) -> Config:
     values = {k: v for k, v in parsed.items() if k not in errors and v is not None}
     if "route" not in values:  # only reachable for commands that do not need `route` (none today)
         raise errors.get("route") or ConfigError("`route` is missing")
-    return Config(name=name, warnings=warnings, **values)
+    return Config(name=name, warnings=warnings, broken=frozenset(errors), **values)
 
 
 def _check_across(parsed: dict[str, Any], errors: dict[str, ConfigError]) -> None:

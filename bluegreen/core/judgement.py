@@ -24,11 +24,11 @@ spuriously, and a weight of 0% or 100% is exact (one sample on the wrong side is
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from bluegreen.core.timeline import side_of_cluster
 from bluegreen.core.verdict import Gates, Sample, SampleWindow, Summary, Verdict, VerdictOutcome
 
 UNKNOWN = "unknown"
@@ -46,15 +46,8 @@ class SideMap:
         return self.addresses.get(sample.address) if sample.address else None
 
     def by_cluster(self, sample: Sample) -> str | None:
-        if not sample.cluster:
-            return None
-        side = self.clusters.get(sample.cluster)
-        if side is None:
-            # A name with "blue" or "green" as a whole word (eks-blueprint-green: green, not "blueprint").
-            words = set(re.split(r"[^a-z0-9]+", sample.cluster.lower()))
-            hits = [s for s in ("blue", "green") if s in words]
-            side = hits[0] if len(hits) == 1 else None
-        return side
+        # The explicit names first, then a name with "blue" or "green" as a whole word (eks-blueprint-green).
+        return side_of_cluster(sample.cluster, self.clusters) if sample.cluster else None
 
 
 @dataclass
